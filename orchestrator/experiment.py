@@ -1,0 +1,97 @@
+"""Loading experiment files (JSON or YAML) with errors that point at the file, line and column."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.errors import UserError
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """SafeLoader that reads `1e-5` as a float, as JSON (and YAML 1.2) do.
+
+    PyYAML follows YAML 1.1, where `1e-5` is the *string* "1e-5": a learning rate written that
+    way would silently become a string in the params and in the save path.
+    """
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+@dataclass(frozen=True)
+class ExperimentFile:
+    """An experiment file as loaded: the path as the user gave it, its parsed content and a hash."""
+
+    path: str
+    data: dict[str, Any]
+    content_hash: str = field(repr=False)
+
+
+def parse_experiment_text(text: str, source: str) -> dict[str, Any]:
+    """Parse JSON or YAML text (chosen by the file suffix) into the top-level dict."""
+    if source.lower().endswith(YAML_SUFFIXES):
+        data = _parse_yaml(text, source)
+    else:
+        data = _parse_json(text, source)
+    if not isinstance(data, dict):
+        kind = type(data).__name__ if data is not None else "empty"
+        raise UserError(f"the top level must be an object (a mapping of keys), not {kind}", source=source)
+    return data
+
+
+def _parse_json(text: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}", source=source) from None
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_YamlLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = e.problem or e.context or "syntax error"
+        raise UserError(f"invalid YAML{where}: {problem}", source=source) from None
+    except yaml.YAMLError as e:
+        raise UserError(f"invalid YAML: {e}", source=source) from None
+
+
+def read_experiment_file(path: str | Path) -> ExperimentFile:
+    """Read and parse one experiment file; every failure is a `UserError` naming the file."""
+    source = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise UserError("experiment file not found", source=source) from None
+    except IsADirectoryError:
+        raise UserError("is a directory, not an experiment file", source=source) from None
+    except OSError as e:
+        raise UserError(f"cannot read experiment file: {e.strerror}", source=source) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"not UTF-8 text (byte {e.start})", source=source) from None
+    data = parse_experiment_text(text, source)
+    return ExperimentFile(path=source, data=data, content_hash=hashlib.sha256(raw).hexdigest())

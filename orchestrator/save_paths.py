@@ -1,0 +1,109 @@
+"""Result paths: `{name}` of an experiment file and interpolation of the `save_path` template."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import UserError
+
+# PyExpUtils' `interpolate`: non-greedy `{...}`, each replaced in turn by `str(value)`.
+_PLACEHOLDER = re.compile(r"{.*?}")
+_SCALARS = (str, int, float, bool, type(None))
+SPECIAL_NAMES = ("params", "run", "name")
+
+
+def experiment_name(path: str | None, experiment_directory: str, root: str | Path = ".", data: Mapping[str, Any] | None = None) -> str:
+    """`{name}`: the experiment file's directory relative to `experiment_directory`.
+
+    `experiments/X/y.json` -> `X`; `experiments/a/b/c.json` -> `a/b`; a file outside the
+    experiment directory keeps its directory relative to the project root (`configs/X/y.json`
+    -> `configs/X`). Where PyExpUtils crashes or mangles, our rule: a file directly inside the
+    experiment directory is named by its stem (`experiments/dqn.json` -> `dqn`), and `..` paths
+    are resolved first (`../proj/experiments/X/y.json`, run from `proj`, -> `X`); a file outside
+    the project keeps its normalized directory as given.
+    With no file, the experiment's own `name` key, else `unnamed` (as PyExpUtils).
+    """
+    if path is None:
+        return str((data or {}).get("name", "unnamed"))
+    root_abs = os.path.abspath(root)
+    file_abs = os.path.abspath(os.path.join(root_abs, path))
+    exp_dir_abs = os.path.abspath(os.path.join(root_abs, os.path.expanduser(experiment_directory or "")))
+    if _is_within(file_abs, exp_dir_abs):
+        relative_dir = os.path.relpath(os.path.dirname(file_abs), exp_dir_abs)
+        if relative_dir == ".":
+            return Path(file_abs).stem
+        return relative_dir.replace(os.sep, "/")
+    if _is_within(file_abs, root_abs):
+        relative_dir = os.path.relpath(os.path.dirname(file_abs), root_abs)
+        return "." if relative_dir == "." else relative_dir.replace(os.sep, "/")
+    return os.path.normpath(os.path.dirname(path)).replace(os.sep, "/")
+
+
+def _is_within(path: str, directory: str) -> bool:
+    try:
+        return os.path.commonpath([path, directory]) == directory
+    except ValueError:
+        return False
+
+
+class SavePathTemplate:
+    """A compiled `save_path`: constants substituted once, `{params}` and `{run}` per index."""
+
+    def __init__(self, template: str, constants: Mapping[str, Any], source: str = "config.json") -> None:
+        self.template = template
+        self.placeholders = [m.group(0) for m in _PLACEHOLDER.finditer(template)]
+        available = {**{k: v for k, v in constants.items()}, "params": None, "run": None}
+        for placeholder in self.placeholders:
+            name = placeholder[1:-1]
+            if name not in available:
+                names = ", ".join("{" + n + "}" for n in sorted(available))
+                raise UserError(
+                    f"unknown placeholder {placeholder} in '{template}'; available: {names}",
+                    source=source,
+                    key_path="save_path",
+                )
+        self._constants = {k: str(v) for k, v in constants.items()}
+        self._format = self._compile()
+
+    def _compile(self) -> str | None:
+        """A `str.format` text with fields `params` and `run`, or None when text could collide.
+
+        PyExpUtils substitutes placeholders one after another over the growing string, so a value
+        that itself contains `{name}` would be substituted again. The compiled form is used only
+        when no constant holds a brace; `render` checks the params string for braces too.
+        """
+        if any("{" in v or "}" in v for v in self._constants.values()):
+            return None
+        parts = []
+        position = 0
+        for match in _PLACEHOLDER.finditer(self.template):
+            parts.append(_escape(self.template[position : match.start()]))
+            name = match.group(0)[1:-1]
+            parts.append("{%s}" % name if name in ("params", "run") else _escape(self._constants[name]))
+            position = match.end()
+        parts.append(_escape(self.template[position:]))
+        return "".join(parts)
+
+    def render(self, params: str, run: int) -> str:
+        if self._format is not None and "{" not in params and "}" not in params:
+            return self._format.format(params=params, run=run)
+        values = {**self._constants, "params": params, "run": str(run)}
+        final = self.template
+        for placeholder in self.placeholders:
+            final = final.replace(placeholder, values[placeholder[1:-1]])
+        return final
+
+
+def _escape(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def template_constants(data: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """Names a `save_path` may use besides `{params}` and `{run}`: top-level scalars, then `{name}`."""
+    constants = {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, _SCALARS)}
+    constants["name"] = name
+    return constants
