@@ -16,7 +16,9 @@ _SCALARS = (str, int, float, bool, type(None))
 SPECIAL_NAMES = ("params", "run", "name")
 
 
-def experiment_name(path: str | None, experiment_directory: str, root: str | Path = ".", data: Mapping[str, Any] | None = None) -> str:
+def experiment_name(
+    path: str | None, experiment_directory: str, root: str | Path = ".", data: Mapping[str, Any] | None = None
+) -> str:
     """`{name}`: the experiment file's directory relative to `experiment_directory`.
 
     `experiments/X/y.json` -> `X`; `experiments/a/b/c.json` -> `a/b`; a file outside the

@@ -64,9 +64,7 @@ def parse_time(text: str, what: str = "time") -> int:
         if seconds <= 0:
             raise UserError(f"invalid {what} '{text}': must be longer than zero")
         return seconds
-    raise UserError(
-        f"invalid {what} '{text}': use M, M:S, H:M:S, D-H, D-H:M or D-H:M:S (e.g. '2:59:59', '1-00:00:00')"
-    )
+    raise UserError(f"invalid {what} '{text}': use M, M:S, H:M:S, D-H, D-H:M or D-H:M:S (e.g. '2:59:59', '1-00:00:00')")
 
 
 def parse_time_limit(text: str) -> int | None:

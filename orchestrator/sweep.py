@@ -123,9 +123,7 @@ class Sweep:
 
     def iter_permutations(self) -> Iterator[tuple[str, str]]:
         """(params string, params JSON) for permutations 0..N-1 in order, without per-index division."""
-        per_axis = [
-            list(zip(range(len(a.values)), jv)) for a, jv in zip(self.axes, self._json_values)
-        ]
+        per_axis = [list(zip(range(len(a.values)), jv)) for a, jv in zip(self.axes, self._json_values)]
         json_format = self._params_json_format
         if not per_axis:
             yield "", json_format.format()
@@ -203,7 +201,9 @@ def _collect_axes(value: Any, parts: tuple[PathPart, ...], out: list[Axis], sour
         _collect_list_of_dicts(value, parts, out, source)
     elif isinstance(value, list):
         if not value:
-            raise UserError("empty list: a swept value needs at least one choice", source=source, key_path=dotted(parts))
+            raise UserError(
+                "empty list: a swept value needs at least one choice", source=source, key_path=dotted(parts)
+            )
         for position, choice in enumerate(value):
             _check_choice(choice, parts + (position,), source)
         out.append(Axis(parts, dotted(parts), tuple(value)))
