@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import NoReturn
+from collections.abc import Callable, Iterator, Sequence
+from typing import NoReturn, TextIO
 
 from orchestrator.config import load_config
 from orchestrator.errors import OrchestratorError
@@ -77,7 +78,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     out = sys.stdout
     if args.jsonl:
         for plan in plans:
-            out.writelines(line + "\n" for line in plan.jsonl_lines())
+            _write_in_chunks(out, plan.jsonl_lines())
         return 0
     for number, plan in enumerate(plans):
         if number:
@@ -94,6 +95,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
             info = plan.info(index)
             out.write(f"  [{index}] run {info.run}  {json.dumps(info.params)}\n      -> {info.save_path}\n")
     return 0
+
+
+def _write_in_chunks(out: TextIO, lines: Iterator[str], chunk: int = 4096) -> None:
+    """Stream lines, a few thousand per write: flat memory, few system calls."""
+    while True:
+        block = list(itertools.islice(lines, chunk))
+        if not block:
+            return
+        block.append("")
+        out.write("\n".join(block))
+        out.flush()
 
 
 def _sample_indices(total: int, count: int = 3) -> list[int]:

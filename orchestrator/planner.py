@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
@@ -96,25 +97,24 @@ class ExperimentPlan:
             for index in indices:
                 yield index, self.save_path(index)
             return
-        per_run = self.num_permutations
-        render = self.save_path_template.render
+        index = 0
         for run in range(self.runs):
-            base = run * per_run
-            for offset, (params_string, _) in enumerate(self.sweep.iter_permutations()):
-                yield base + offset, render(params_string, run)
+            render = self.save_path_template.bind_run(run)
+            for params_string in self.sweep.iter_params_strings():
+                yield index, render(params_string)
+                index += 1
 
     def jsonl_lines(self) -> Iterator[str]:
         """`plan --jsonl` lines for every index, streamed in order; each is `json.dumps(info)`."""
         head = '{"experiment": %s, "index": ' % json.dumps(self.path)
-        per_run = self.num_permutations
-        render = self.save_path_template.render
-        dumps = json.dumps
+        quote = encode_basestring_ascii  # what json.dumps uses for a str
+        index = 0
         for run in range(self.runs):
-            base = run * per_run
+            render = self.save_path_template.bind_run(run)
             middle = ', "run": %d, "params": ' % run
-            for offset, (params_string, params_json) in enumerate(self.sweep.iter_permutations()):
-                save_path = render(params_string, run)
-                yield f'{head}{base + offset}{middle}{params_json}, "save_path": {dumps(save_path)}}}'
+            for params_string, params_json in self.sweep.iter_permutations():
+                yield f'{head}{index}{middle}{params_json}, "save_path": {quote(render(params_string))}}}'
+                index += 1
 
 
 def plan_experiment(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,21 @@ class SavePathTemplate:
             position = match.end()
         parts.append(_escape(self.template[position:]))
         return "".join(parts)
+
+    def bind_run(self, run: int) -> Callable[[str], str]:
+        """`render` with the run fixed: for the bulk paths, where a run spans many indices."""
+        if self._format is not None and self.placeholders.count("{params}") == 1:
+            head, tail = self._format.split("{params}")
+            head, tail = head.format(run=run), tail.format(run=run)
+            exact = self.render
+
+            def fast(params: str) -> str:
+                if "{" in params or "}" in params:
+                    return exact(params, run)
+                return head + params + tail
+
+            return fast
+        return lambda params: self.render(params, run)
 
     def render(self, params: str, run: int) -> str:
         if self._format is not None and "{" not in params and "}" not in params:

@@ -79,7 +79,12 @@ class Sweep:
         self._fragments = _params_string_fragments(self.axes, single_key=len(self.keys) == 1)
         self._static_order = _fragments_in_axis_order(self._fragments)
         self._json_values = tuple(tuple(json.dumps(v) for v in a.values) for a in self.axes)
-        self._params_json_format = _json_format(self._skeleton_params(), len(self.axes))
+        self._json_literals, fields = _json_pieces(self._skeleton_params())
+        self._json_in_axis_order = fields == list(range(len(self.axes)))
+        self._params_json_format = "".join(
+            _escape_format(literal) + ("{%d}" % field if n < len(fields) else "")
+            for n, (literal, field) in enumerate(itertools.zip_longest(self._json_literals, fields))
+        )
 
     # -- per index -----------------------------------------------------------------------------
 
@@ -121,18 +126,51 @@ class Sweep:
 
     # -- bulk ----------------------------------------------------------------------------------
 
+    def iter_params_strings(self) -> Iterator[str]:
+        """`{params}` strings for permutations 0..N-1, in order."""
+        for block, _ in self._blocks(with_json=False):
+            yield from block
+
     def iter_permutations(self) -> Iterator[tuple[str, str]]:
-        """(params string, params JSON) for permutations 0..N-1 in order, without per-index division."""
-        per_axis = [list(zip(range(len(a.values)), jv)) for a, jv in zip(self.axes, self._json_values)]
-        json_format = self._params_json_format
-        if not per_axis:
-            yield "", json_format.format()
+        """(params string, params JSON) for permutations 0..N-1, in order."""
+        for strings, jsons in self._blocks(with_json=True):
+            yield from zip(strings, jsons)
+
+    def _blocks(self, with_json: bool) -> Iterator[tuple[list[str], list[str]]]:
+        """Texts in blocks of the first axis' values, which vary fastest.
+
+        The other axes' text is joined once per block, so an index costs two concatenations.
+        Only for the rare sweep whose leaves do not sort in axis order is each index sorted.
+        """
+        if not self.axes:
+            yield [""], [self._params_json_format.format()]
             return
-        # itertools.product varies its LAST argument fastest; PyExpUtils varies the first axis fastest.
-        for combo in itertools.product(*reversed(per_axis)):
-            ordered = combo[::-1]
-            chosen = [c for c, _ in ordered]
-            yield self._params_string_from(chosen), json_format.format(*(j for _, j in ordered))
+        if not (self._static_order and self._json_in_axis_order):
+            for start in range(0, self.num_permutations, 1024):
+                stop = min(start + 1024, self.num_permutations)
+                yield (
+                    [self.params_string(i) for i in range(start, stop)],
+                    [self.params_json(i) for i in range(start, stop)] if with_json else [],
+                )
+            return
+        first_texts = [text for text, _ in self._fragments[0]]
+        first_json = self._json_values[0]
+        literals = self._json_literals
+        others = range(1, len(self.axes))
+        # itertools.product varies its LAST argument fastest: feed it the axes in reverse.
+        for reversed_choices in itertools.product(*(range(self.sizes[k]) for k in reversed(others))):
+            chosen = reversed_choices[::-1]
+            suffix = "_".join([t for t in (self._fragments[k][c][0] for k, c in zip(others, chosen)) if t])
+            if suffix:
+                strings = [f"{t}_{suffix}" if t else suffix for t in first_texts]
+            else:
+                strings = first_texts
+            if not with_json:
+                yield strings, []
+                continue
+            tail = literals[1] + "".join(self._json_values[k][c] + literals[k + 1] for k, c in zip(others, chosen))
+            head = literals[0]
+            yield strings, [head + j + tail for j in first_json]
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -303,33 +341,36 @@ def _fill(skeleton: Any, values: Sequence[Any]) -> Any:
     return copy.deepcopy(skeleton)
 
 
-def _json_format(skeleton: Any, num_axes: int) -> str:
-    """`str.format` text that renders the params as `json.dumps` would, one field per axis."""
-    chunks: list[str] = []
+def _json_pieces(skeleton: Any) -> tuple[list[str], list[int]]:
+    """The params' `json.dumps` text split around the axis values: literals[k] precedes field k."""
+    literals: list[str] = []
+    fields: list[int] = []
+    current: list[str] = []
 
     def walk(node: Any) -> None:
         if isinstance(node, _Slot):
-            chunks.append("{%d}" % node.axis)
+            literals.append("".join(current))
+            current.clear()
+            fields.append(node.axis)
         elif isinstance(node, dict):
-            chunks.append("{{")
+            current.append("{")
             for i, (k, v) in enumerate(node.items()):
-                if i:
-                    chunks.append(", ")
-                chunks.append(_escape_format(json.dumps(k)) + ": ")
+                current.append((", " if i else "") + json.dumps(k) + ": ")
                 walk(v)
-            chunks.append("}}")
+            current.append("}")
         elif isinstance(node, list):
-            chunks.append("[")
+            current.append("[")
             for i, v in enumerate(node):
                 if i:
-                    chunks.append(", ")
+                    current.append(", ")
                 walk(v)
-            chunks.append("]")
+            current.append("]")
         else:
-            chunks.append(_escape_format(json.dumps(node)))
+            current.append(json.dumps(node))
 
     walk(skeleton)
-    return "".join(chunks)
+    literals.append("".join(current))
+    return literals, fields
 
 
 def _escape_format(text: str) -> str:
