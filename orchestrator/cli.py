@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import NoReturn, TextIO
 
 from orchestrator.config import load_config
-from orchestrator.errors import OrchestratorError
+from orchestrator.control import cancel, last_log
+from orchestrator.errors import EnvironmentFailure, OrchestratorError
+from orchestrator.executors import LocalExecutor, SlurmExecutor
+from orchestrator.ledger import Ledger, submission_lock
 from orchestrator.planner import ExperimentPlan, plan_experiment
+from orchestrator.profile import ClusterProfile, load_profile
+from orchestrator.slurm_commands import SlurmCommands
+from orchestrator.slurm_formats import format_ranges
+from orchestrator.state import gather
+from orchestrator.submit import SubmitFailed, SubmitOptions, SubmitReport, Submitter
 from orchestrator.sweep import DEFAULT_SWEEP_KEYS
 
 
@@ -30,6 +41,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a positive integer, not '{text}'") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, not '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, not {value}")
     return value
 
 
@@ -62,7 +83,52 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(plan)
     plan.add_argument("--jsonl", action="store_true", help="one JSON object per index on stdout")
     plan.set_defaults(handler=cmd_plan)
+
+    submit = commands.add_parser("submit", help="submit the missing and failed indices as job arrays")
+    _add_common(submit)
+    _add_cluster(submit)
+    submit.add_argument(
+        "--executor", choices=("auto", "slurm", "local"), default="auto", help="auto: Slurm where sbatch exists"
+    )
+    submit.add_argument("--dry-run", action="store_true", help="show the scripts and plan; submit and record nothing")
+    submit.add_argument("--json", action="store_true", help="print one JSON object")
+    submit.add_argument(
+        "--escalate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="more time after TIMEOUT, more memory after OUT_OF_MEMORY (default: the profile's 'escalate')",
+    )
+    submit.add_argument("--retry-given-up", action="store_true", help="also resubmit indices past max_attempts")
+    submit.add_argument("--max-parallel", type=_positive_int, help="local executor: tasks at once (default: cores)")
+    submit.set_defaults(handler=cmd_submit)
+
+    status = commands.add_parser("status", help="each index's state: done, running, pending, failed, missing")
+    _add_common(status)
+    _add_cluster(status)
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(handler=cmd_status)
+
+    cancel = commands.add_parser("cancel", help="cancel our running and pending tasks of these experiments")
+    _add_common(cancel)
+    _add_cluster(cancel)
+    cancel.add_argument("--json", action="store_true", help="print one JSON object")
+    cancel.set_defaults(handler=cmd_cancel)
+
+    logs = commands.add_parser("logs", help="the log of an index's last attempt")
+    logs.add_argument("experiment", metavar="EXPERIMENT")
+    logs.add_argument("index", type=_non_negative_int, metavar="INDEX")
+    logs.add_argument("--runs", type=_positive_int, default=None, help=argparse.SUPPRESS)
+    logs.add_argument("--keys", type=_keys, default=DEFAULT_SWEEP_KEYS, help="swept keys (default metaParameters)")
+    logs.add_argument("--slurm-output", action="store_true", help="also print Slurm's own output for the task")
+    logs.set_defaults(handler=cmd_logs)
     return parser
+
+
+def _add_cluster(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cluster", metavar="PROFILE", help="cluster profile (YAML or JSON)")
+    parser.add_argument(
+        "--marker", metavar="FILE", help="count an index done only when this file exists inside its save path"
+    )
 
 
 def _plans(args: argparse.Namespace) -> list[ExperimentPlan]:
@@ -106,6 +172,141 @@ def _write_in_chunks(out: TextIO, lines: Iterator[str], chunk: int = 4096) -> No
         block.append("")
         out.write("\n".join(block))
         out.flush()
+
+
+def _profile(args: argparse.Namespace) -> ClusterProfile:
+    profile = load_profile(args.cluster) if args.cluster else ClusterProfile()
+    if args.marker:
+        profile = dataclasses.replace(profile, completion_marker=args.marker)
+    return profile
+
+
+def _slurm_if_available() -> SlurmCommands | None:
+    commands = SlurmCommands()
+    return commands if commands.available() else None
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    plans = _plans(args)
+    profile = _profile(args)
+    ledger = Ledger(Path("."))
+    executor_name = args.executor
+    if executor_name == "auto":
+        executor_name = "slurm" if shutil.which("sbatch") else "local"
+    if executor_name == "slurm":
+        commands = SlurmCommands()
+        if not commands.available():
+            raise EnvironmentFailure("--executor slurm: sbatch is not on PATH; nothing was submitted")
+        executor: SlurmExecutor | LocalExecutor = SlurmExecutor(commands)
+    else:
+        executor = LocalExecutor(max_parallel=args.max_parallel)
+    options = SubmitOptions(dry_run=args.dry_run, escalate=args.escalate, retry_given_up=args.retry_given_up)
+    with submission_lock(ledger):
+        try:
+            report = Submitter(ledger, profile, executor, options).submit(plans)
+        except SubmitFailed as e:
+            _print_submit(e.report, args.json, sys.stdout)
+            raise
+    _print_submit(report, args.json, sys.stdout)
+    return 0
+
+
+def _print_submit(report: SubmitReport, as_json: bool, out: TextIO) -> None:
+    if as_json:
+        out.write(json.dumps(report.to_json()) + "\n")
+        return
+    for s in report.submissions:
+        if report.dry_run:
+            out.write(f"--- {s.experiment}: would submit {s.tasks} task(s), indices {format_ranges(s.indices)}\n")
+            out.write(s.script_text)
+            continue
+        where = f"job {s.job_id}" if s.job_id else "ran locally"
+        out.write(
+            f"{s.experiment}: {where} ({s.tag}): {s.tasks} task(s), indices {format_ranges(s.indices)}"
+            f"  [time {s.resources.time}, mem/cpu {s.resources.mem_per_cpu}]\n"
+        )
+        if s.failed_indices:
+            out.write(f"  failed: {format_ranges(s.failed_indices)} (see: orchestrator logs {s.experiment} INDEX)\n")
+    for o in report.outcomes:
+        if o.not_yet_submitted:
+            out.write(
+                f"{o.experiment}: not yet submitted (submit limit): {format_ranges(o.not_yet_submitted)}; "
+                "run submit again when jobs have finished\n"
+            )
+        if o.given_up:
+            out.write(
+                f"{o.experiment}: given up after max attempts: {format_ranges(o.given_up)}"
+                " (--retry-given-up to resend)\n"
+            )
+    for note in report.notes:
+        out.write(f"note: {note}\n")
+    if not report.submissions:
+        skipped = ", ".join(
+            f"{o.experiment}: {o.skipped['done']} done, {o.skipped['running']} running, {o.skipped['pending']} pending"
+            for o in report.outcomes
+        )
+        out.write(f"Nothing to submit ({skipped}).\n")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    plans = _plans(args)
+    profile = _profile(args)
+    ledger = Ledger(Path("."))
+    statuses = gather(plans, ledger, _slurm_if_available(), profile.completion_marker)
+    if args.json:
+        sys.stdout.write(json.dumps({"experiments": [s.to_json() for s in statuses]}) + "\n")
+        return 0
+    out = sys.stdout
+    for status in statuses:
+        counts = status.counts()
+        total = status.plan.total
+        width = 30
+        filled = width * counts["done"] // max(total, 1)
+        out.write(
+            f"{status.plan.path}  [{'#' * filled}{'.' * (width - filled)}] {counts['done']}/{total} done"
+            f"  running {counts['running']}  pending {counts['pending']}"
+            f"  failed {counts['failed']}  missing {counts['missing']}\n"
+        )
+        for reason, indices in sorted(status.failed_by_reason().items()):
+            out.write(f"  failed, {reason}: {format_ranges(indices)}\n")
+        if status.edited_since:
+            out.write(
+                f"  note: the experiment file changed since {len(status.edited_since)} submission(s); "
+                "their indices are matched by params\n"
+            )
+        for note in dict.fromkeys(status.notes):
+            out.write(f"  note: {note}\n")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    plans = _plans(args)
+    profile = _profile(args)
+    ledger = Ledger(Path("."))
+    result = cancel(plans, ledger, _slurm_if_available(), profile.completion_marker)
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_json()) + "\n")
+        return 0
+    for experiment, indices in result.cancelled.items():
+        if indices:
+            out = f"{experiment}: cancelled {len(indices)} index(es): {format_ranges(indices)}"
+        else:
+            out = f"{experiment}: nothing running or pending"
+        sys.stdout.write(out + "\n")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    config = load_config(".")
+    plan = plan_experiment(args.experiment, config, args.runs or 1, args.keys)
+    ledger = Ledger(Path("."))
+    found = last_log(plan, args.index, ledger, _slurm_if_available())
+    sys.stdout.write(found.header + "\n")
+    if found.text is not None:
+        sys.stdout.write(found.text if found.text.endswith("\n") or not found.text else found.text + "\n")
+    if args.slurm_output and found.slurm_output is not None:
+        sys.stdout.write(f"--- Slurm output ({found.slurm_output_path})\n{found.slurm_output}")
+    return 0
 
 
 def _sample_indices(total: int, count: int = 3) -> list[int]:

@@ -1,0 +1,93 @@
+"""Acting on submitted work: cancel an experiment's live tasks, find an index's last log."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.errors import SlurmError, UserError
+from orchestrator.ledger import Ledger
+from orchestrator.planner import ExperimentPlan
+from orchestrator.slurm_formats import format_ranges
+from orchestrator.state import PENDING, RUNNING, SlurmReader, gather
+
+
+@dataclass
+class CancelResult:
+    cancelled: dict[str, list[int]] = field(default_factory=dict)
+    jobs: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "cancelled": [{"experiment": e, "indices": format_ranges(ix)} for e, ix in self.cancelled.items()],
+            "jobs": self.jobs,
+        }
+
+
+def cancel(
+    plans: Sequence[ExperimentPlan], ledger: Ledger, slurm: SlurmReader | None, marker: str | None = None
+) -> CancelResult:
+    """Cancel the running and pending tasks that hold these experiments' indices: one scancel call."""
+    result = CancelResult()
+    targets: set[str] = set()
+    local_pids: set[int] = set()
+    for status in gather(plans, ledger, slurm, marker):
+        indices = []
+        for s in status.indices:
+            if s.state not in (RUNNING, PENDING) or s.last is None:
+                continue
+            indices.append(s.index)
+            record = s.last.record
+            if record.executor == "slurm" and record.job_id:
+                targets.add(f"{record.job_id}_{s.last.task_id}")
+            elif record.pid:
+                local_pids.add(record.pid)
+        result.cancelled[status.plan.path] = indices
+    if targets:
+        if slurm is None or not hasattr(slurm, "scancel"):
+            raise SlurmError("scancel is not available here; nothing was cancelled")
+        slurm.scancel(sorted(targets))  # type: ignore[attr-defined]
+    for pid in local_pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)  # the local executor stops its children and records it
+    result.jobs = sorted(targets)
+    return result
+
+
+@dataclass
+class FoundLog:
+    header: str
+    text: str | None
+    slurm_output: str | None = None
+    slurm_output_path: str | None = None
+
+
+def last_log(plan: ExperimentPlan, index: int, ledger: Ledger, slurm: SlurmReader | None) -> FoundLog:
+    """The log of `index`'s last attempt, with its job id and state."""
+    if not 0 <= index < plan.total:
+        raise UserError(f"index {index} is outside the plan (0-{plan.total - 1}; pass --runs for more runs)")
+    (status,) = gather([plan], ledger, slurm)
+    entry = status.indices[index]
+    if entry.last is None:
+        return FoundLog(f"index {index}: {entry.state}; never submitted, so there is no log", None)
+    record = entry.last.record
+    job = f"job {record.job_id}_{entry.last.task_id}" if record.job_id else f"local run {record.tag}"
+    state = entry.state + (f" ({entry.reason})" if entry.reason else "")
+    log_path = Path(record.log_dir) / f"{entry.last.recorded_index}.log"
+    header = f"index {index}: {job}, {state}, attempt {entry.attempts}; log {log_path}"
+    try:
+        text: str | None = log_path.read_text(errors="replace")
+    except FileNotFoundError:
+        text = None
+        header += " (not written yet)"
+    slurm_name = f"slurm-{record.job_id or record.tag}_{entry.last.task_id}.out"
+    slurm_path = Path(record.log_dir) / slurm_name
+    try:
+        slurm_text: str | None = slurm_path.read_text(errors="replace")
+    except FileNotFoundError:
+        slurm_text = None
+    return FoundLog(header, text, slurm_text, str(slurm_path))

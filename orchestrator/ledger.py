@@ -1,0 +1,345 @@
+"""The ledger: one JSON record per submission (one sbatch, or one local run), written atomically.
+
+Layout under the project root:
+
+    .orchestrator/ledger/<experiment key>/<created>-<tag>.json   one record per submission
+    .orchestrator/runs/<tag>/job.sh, tasks.txt                   what was submitted
+
+Records are the memory of what went out: `status` and `submit` read them to know which indices
+were attempted, by which job and task, with which resources. Home and project directories on
+clusters are network filesystems, so every write is temp file + fsync + rename.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import random
+import re
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import EnvironmentFailure
+
+STATE_DIR = ".orchestrator"
+RECORD_VERSION = 1
+
+
+class Status:
+    """Where a submission stands, as far as the orchestrator knows."""
+
+    INTENT = "intent"  # written before sbatch; a crash leaves it for reconciliation
+    SUBMITTED = "submitted"  # sbatch returned a job id
+    REJECTED = "rejected"  # sbatch refused: the job does not exist
+    UNCONFIRMED = "unconfirmed"  # sbatch's outcome is unknown and the tag was not found
+    RUNNING = "running"  # local executor at work
+    FINISHED = "finished"  # local executor done (each index has its own exit status)
+    INTERRUPTED = "interrupted"  # local run stopped by Ctrl-C or a signal
+
+    # statuses whose tasks may have run (or be running) and so count as attempts
+    ATTEMPTED = frozenset({SUBMITTED, RUNNING, FINISHED, INTERRUPTED})
+
+
+@dataclass
+class SubmissionRecord:
+    tag: str
+    status: str
+    executor: str
+    experiment: str  # as the user gave it
+    experiment_key: str  # path relative to the project root: the ledger's grouping key
+    experiment_hash: str
+    experiment_data: dict[str, Any]  # the file's content at submission, to match indices after edits
+    keys: list[str]
+    tasks: list[list[int]]  # array task id -> experiment indices
+    resources: dict[str, Any]
+    script_path: str
+    task_file: str
+    log_dir: str
+    script: str
+    job_id: str | None = None
+    created: str = ""
+    updated: str = ""
+    git: dict[str, Any] = field(default_factory=dict)
+    host: str = ""
+    pid: int | None = None
+    note: str | None = None
+    version: int = RECORD_VERSION
+
+    @property
+    def indices(self) -> list[int]:
+        return [i for task in self.tasks for i in task]
+
+    @property
+    def job_label(self) -> str:
+        return self.job_id if self.job_id else f"local:{self.tag}"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> SubmissionRecord:
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        missing = [name for name in _REQUIRED if name not in data]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}")
+        names = {f.name for f in fields(cls)}
+        record = cls(**{k: v for k, v in data.items() if k in names})
+        if not isinstance(record.tasks, list) or not all(
+            isinstance(t, list) and all(isinstance(i, int) for i in t) for t in record.tasks
+        ):
+            raise ValueError("tasks is not a list of index lists")
+        return record
+
+
+_REQUIRED = (
+    "tag",
+    "status",
+    "executor",
+    "experiment",
+    "experiment_key",
+    "experiment_hash",
+    "experiment_data",
+    "keys",
+    "tasks",
+)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `path` so readers see the old content or the new, never a torn file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some network filesystems refuse fsync on directories; the rename is still ordered
+    finally:
+        os.close(fd)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:24] or "exp"
+
+
+class Ledger:
+    """The records of one project, grouped by experiment."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).absolute()
+        self.state_dir = self.root / STATE_DIR
+        self.ledger_dir = self.state_dir / "ledger"
+        self.runs_dir = self.state_dir / "runs"
+        self.problems: list[str] = []
+
+    def experiment_key(self, experiment: str) -> str:
+        """The experiment's path relative to the project root (absolute if outside it)."""
+        absolute = os.path.abspath(os.path.join(self.root, experiment))
+        relative = os.path.relpath(absolute, self.root)
+        return absolute if relative.startswith("..") else relative.replace(os.sep, "/")
+
+    def _group_dir(self, experiment_key: str) -> Path:
+        digest = hashlib.sha1(experiment_key.encode()).hexdigest()[:12]
+        return self.ledger_dir / f"{_slug(Path(experiment_key).stem)}-{digest}"
+
+    def new_tag(self, experiment_key: str) -> str:
+        """A unique tag, also given to Slurm as job name and comment, to find a job again."""
+        return f"orch-{_slug(Path(experiment_key).stem)[:12]}-{uuid.uuid4().hex[:10]}"
+
+    def run_dir(self, tag: str) -> Path:
+        return self.runs_dir / tag
+
+    def record_path(self, record: SubmissionRecord) -> Path:
+        stamp = record.created.replace(":", "").replace("-", "").replace("+0000", "Z")
+        return self._group_dir(record.experiment_key) / f"{stamp}-{record.tag}.json"
+
+    def write(self, record: SubmissionRecord) -> None:
+        record.updated = now()
+        if not record.created:
+            record.created = record.updated
+        try:
+            atomic_write_text(self.record_path(record), json.dumps(record.to_json(), indent=1))
+        except OSError as e:
+            raise EnvironmentFailure(f"cannot write the ledger record {self.record_path(record)}: {e}") from e
+
+    def records(self, experiment_key: str) -> list[SubmissionRecord]:
+        """The experiment's records, oldest first; damaged ones are reported in `problems` and skipped."""
+        return list(self._read_group(self._group_dir(experiment_key)))
+
+    def all_records(self) -> list[SubmissionRecord]:
+        if not self.ledger_dir.is_dir():
+            return []
+        out: list[SubmissionRecord] = []
+        for group in sorted(self.ledger_dir.iterdir()):
+            if group.is_dir():
+                out.extend(self._read_group(group))
+        return out
+
+    def _read_group(self, group: Path) -> Iterator[SubmissionRecord]:
+        try:
+            names = sorted(n for n in os.listdir(group) if n.endswith(".json") and not n.startswith("."))
+        except FileNotFoundError:
+            return
+        for name in names:
+            path = group / name
+            try:
+                yield SubmissionRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, UnicodeDecodeError, ValueError, TypeError) as e:
+                self.problems.append(f"{path}: damaged ledger record skipped ({_one_line(e)})")
+
+
+def _one_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def git_state(root: Path, timeout: float = 10.0) -> dict[str, Any]:
+    """The project's commit and whether the tree had uncommitted changes (None where unknown)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=timeout)
+        if commit.returncode != 0:
+            return {"commit": None, "dirty": None}
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip()) if dirty.returncode == 0 else None}
+    except (OSError, subprocess.TimeoutExpired):
+        return {"commit": None, "dirty": None}
+
+
+# -- the submit lock ---------------------------------------------------------------------------
+
+LOCK_STALE_SECONDS = 300.0  # a lock not refreshed for this long belongs to a dead submit
+LOCK_REFRESH_SECONDS = 30.0
+
+
+class SubmitLock:
+    """One `submit` per project at a time, across hosts: an O_EXCL lock file, kept fresh by its holder.
+
+    O_CREAT|O_EXCL is atomic on local filesystems and on NFSv3 and later. A holder that dies
+    stops refreshing the file's mtime; after `LOCK_STALE_SECONDS` (or at once, when the holder
+    was on this host and its process is gone) the lock is taken over.
+    """
+
+    def __init__(self, ledger: Ledger, wait_seconds: float = 60.0) -> None:
+        self.path = ledger.state_dir / "submit.lock"
+        self.wait_seconds = wait_seconds
+        self._stop = threading.Event()
+        self._refresher: threading.Thread | None = None
+
+    def __enter__(self) -> SubmitLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.wait_seconds
+        delay = 0.05
+        while True:
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if self._take_over_if_stale():
+                    continue
+                if time.monotonic() >= deadline:
+                    raise EnvironmentFailure(
+                        f"another submit holds {self.path} ({self._holder()}); nothing was submitted. "
+                        "Wait for it to finish, or remove the file if that process is gone."
+                    ) from None
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 2.0)
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump({"host": socket.gethostname(), "pid": os.getpid(), "since": now()}, f)
+                f.flush()
+                os.fsync(f.fileno())
+            break
+        self._refresher = threading.Thread(target=self._refresh, daemon=True)
+        self._refresher.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    def _refresh(self) -> None:
+        while not self._stop.wait(LOCK_REFRESH_SECONDS):
+            with contextlib.suppress(OSError):
+                os.utime(self.path)
+
+    def _holder(self) -> str:
+        try:
+            data = json.loads(self.path.read_text())
+            return f"pid {data['pid']} on {data['host']} since {data['since']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "holder unknown"
+
+    def _take_over_if_stale(self) -> bool:
+        try:
+            age = time.time() - self.path.stat().st_mtime
+        except FileNotFoundError:
+            return True  # released meanwhile: try again
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            data = None  # being written, or damaged: only its age tells
+        holder = data if isinstance(data, dict) else {}
+        dead_here = holder.get("host") == socket.gethostname() and not _pid_alive(holder.get("pid"))
+        if dead_here or age > LOCK_STALE_SECONDS:
+            # rename first: of two processes taking over at once, only one moves the stale file
+            stale = self.path.with_name(f"{self.path.name}.stale-{os.getpid()}")
+            try:
+                os.rename(self.path, stale)
+            except FileNotFoundError:
+                return True
+            stale.unlink(missing_ok=True)
+            return True
+        return False
+
+
+def _pid_alive(pid: object) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def submission_lock(ledger: Ledger, wait_seconds: float = 60.0) -> SubmitLock:
+    return SubmitLock(ledger, wait_seconds)
