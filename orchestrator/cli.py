@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -201,7 +202,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     else:
         executor = LocalExecutor(max_parallel=args.max_parallel)
     options = SubmitOptions(dry_run=args.dry_run, escalate=args.escalate, retry_given_up=args.retry_given_up)
-    with submission_lock(ledger):
+    # a dry run writes nothing, not even the lock
+    with contextlib.nullcontext() if args.dry_run else submission_lock(ledger):
         try:
             report = Submitter(ledger, profile, executor, options).submit(plans)
         except SubmitFailed as e:

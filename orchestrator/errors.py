@@ -38,3 +38,32 @@ class SlurmError(EnvironmentFailure):
         self.command = command
         self.stderr = stderr
         super().__init__(message)
+
+
+class SlurmUnavailable(SlurmError):
+    """Slurm did not answer in time or could not be reached.
+
+    `outcome_unknown` is True for commands that change state (sbatch, scancel): the change MAY have
+    happened, so the caller must look (e.g. for its submission tag in squeue) before trying again.
+    """
+
+    def __init__(
+        self, message: str, *, command: str | None = None, stderr: str = "", outcome_unknown: bool = False
+    ) -> None:
+        self.outcome_unknown = outcome_unknown
+        super().__init__(message, command=command, stderr=stderr)
+
+
+class SlurmRejected(SlurmError):
+    """sbatch answered and refused the job (bad account, partition, array spec...): no job exists."""
+
+
+class SubmitLimitReached(SlurmRejected):
+    """sbatch refused because a per-user submit limit is full: no job exists, the rest waits for later.
+
+    A subclass of SlurmRejected (nothing was created either way); catch it first to treat it as "try later".
+    """
+
+    def __init__(self, message: str, *, command: str | None = None, stderr: str = "", limit: str = "") -> None:
+        self.limit = limit
+        super().__init__(message, command=command, stderr=stderr)

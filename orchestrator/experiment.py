@@ -17,12 +17,25 @@ YAML_SUFFIXES = (".yaml", ".yml")
 
 
 class _YamlLoader(yaml.SafeLoader):
-    """SafeLoader that reads `1e-5` as a float, as JSON (and YAML 1.2) do.
+    """SafeLoader with YAML 1.2's numbers, as JSON reads them.
 
-    PyYAML follows YAML 1.1, where `1e-5` is the *string* "1e-5": a learning rate written that
-    way would silently become a string in the params and in the save path.
+    PyYAML follows YAML 1.1, where `1e-5` is the *string* "1e-5" (a learning rate would silently
+    become a string in the params and the save path) and `1:30` is the base-60 integer 90 (a
+    Slurm time `2:59:59` would become 10799). Here `1e-5` is a float and `1:30` stays a string.
     """
 
+
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [
+        (tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
+)
 
 _YamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",

@@ -1,4 +1,4 @@
-"""Slurm's text formats: time limits, memory sizes and index ranges (`0-3,7,9-12`).
+"""Slurm's text formats: time limits, memory sizes, index ranges (`0-3,7,9-12`), and command output.
 
 `hours` and `gigs` are the helpers PyExpUtils' scripts use (`hours(3) == '2:59:59'`).
 """
@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from orchestrator.errors import UserError
+from orchestrator.errors import SlurmError, UserError
 
 
 def hours(n: int) -> str:
@@ -159,3 +160,256 @@ def parse_ranges(text: str) -> list[int]:
             raise UserError(f"invalid index range '{text}': '{item}' is empty")
         out.update(range(start, stop + 1, step))
     return sorted(out)
+
+
+# -- command output ----------------------------------------------------------------------------
+# Pure parsers of what Slurm's commands print (the commands themselves run in slurm_commands.py).
+# A line that does not parse is an error naming the line: skipping it could hide a task of ours.
+
+SQUEUE_FORMAT = "%F|%K|%T|%r|%j|%k"
+"""Array job id, task index, state, reason, name, comment. The comment is last: it may contain '|'."""
+
+SACCT_FIELDS = "JobID,JobName,State,ExitCode,Elapsed"
+
+_SHOWN = 120  # characters of an unparsable line quoted in an error message
+
+
+def _quote(line: str) -> str:
+    return repr(line if len(line) <= _SHOWN else line[:_SHOWN] + "...")
+
+
+def _bad_line(command: str, line: str, why: str) -> SlurmError:
+    return SlurmError(f"cannot read {command} output line {_quote(line)}: {why}", command=command)
+
+
+def _expand_tasks(text: str, line: str, command: str) -> list[int]:
+    try:
+        tasks = parse_ranges(text)
+    except UserError as exc:
+        raise _bad_line(command, line, str(exc)) from None
+    if not tasks:
+        raise _bad_line(command, line, "empty task range")
+    return tasks
+
+
+_SBATCH_JOB_ID = re.compile(r"(\d+)(?:;\S+)?")
+
+
+def parse_sbatch_parsable(stdout: str) -> str:
+    """The job id from `sbatch --parsable` (`jobid` or `jobid;cluster`); sites may add other lines."""
+    found = None
+    for line in stdout.splitlines():
+        match = _SBATCH_JOB_ID.fullmatch(line.strip())
+        if match:
+            found = match.group(1)
+    if found is None:
+        raise SlurmError(f"sbatch --parsable printed no job id (stdout was {_quote(stdout)})", command="sbatch")
+    return found
+
+
+@dataclass(frozen=True)
+class QueuedTask:
+    """One live task (or non-array job) of ours as squeue shows it."""
+
+    array_job_id: str
+    task_id: int | None  # None for a job that is not an array
+    state: str  # PENDING, RUNNING, COMPLETING, ...
+    reason: str  # why it waits: JobArrayTaskLimit, Priority, Resources, ... ('None' when running)
+    name: str
+    comment: str  # '' when the job has none (squeue prints '(null)')
+
+    @property
+    def job_id(self) -> str:
+        """The id scancel and sacct accept for exactly this task: `123_4`, or `123`."""
+        return self.array_job_id if self.task_id is None else f"{self.array_job_id}_{self.task_id}"
+
+
+_SQUEUE_FIELDS = SQUEUE_FORMAT.count("|") + 1
+
+
+def parse_squeue(text: str) -> list[QueuedTask]:
+    """Tasks from `squeue --me -r -h -o SQUEUE_FORMAT`, one per array task.
+
+    A grouped pending line (`%K` = `5-100%10` or `[5-100%10]`), which -r should prevent, is expanded.
+    The comment is split off last, so a '|' in it stays in it; a '|' in a job name cannot be told
+    apart from the field separator and shifts it into the comment.
+    """
+    tasks: list[QueuedTask] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        fields = line.split("|", _SQUEUE_FIELDS - 1)
+        if len(fields) != _SQUEUE_FIELDS:
+            raise _bad_line("squeue", line, f"expected {_SQUEUE_FIELDS} '|'-separated fields ({SQUEUE_FORMAT})")
+        array_job_id, task_text, state, reason, name, comment = (f.strip() for f in fields)
+        if not array_job_id.isdigit():
+            raise _bad_line("squeue", line, f"job id {array_job_id!r}")
+        if not state:
+            raise _bad_line("squeue", line, "no state")
+        if comment == "(null)":
+            comment = ""
+        if task_text == "N/A":
+            task_ids: list[int | None] = [None]
+        elif task_text.isdigit():
+            task_ids = [int(task_text)]
+        else:
+            task_ids = list(_expand_tasks(task_text, line, "squeue"))
+        tasks.extend(QueuedTask(array_job_id, task, state, reason, name, comment) for task in task_ids)
+    return tasks
+
+
+@dataclass(frozen=True)
+class AccountingRecord:
+    """One job or array task as sacct reports it."""
+
+    job_id: str  # `7`, `7_2`, or a heterogeneous component `7+0`
+    array_job_id: str  # `7` (for `7+0`: `7+0` itself; a heterogeneous job is never an array)
+    task_id: int | None
+    state: str  # COMPLETED, FAILED, TIMEOUT, OUT_OF_MEMORY, CANCELLED, ...
+    reason_detail: str  # the rest of the state text: `by 0` for `CANCELLED by 0`, else ''
+    exit_code: int
+    signal: int
+    elapsed_seconds: int | None  # None when sacct prints no usable duration
+    name: str
+
+
+_SACCT_JOB = re.compile(r"(?P<job>\d+)(?:_(?P<task>\d+)|_\[(?P<tasks>[^\]]+)\]|(?P<het>\+\d+))?")
+_SACCT_STATE = re.compile(r"([A-Z][A-Z_]*)(?:\s+(.*))?")
+_EXIT_CODE = re.compile(r"(\d+):(\d+)")
+_ELAPSED = re.compile(r"(?:(\d+)-)?(\d+):(\d{2}):(\d{2})")
+_NO_ELAPSED = {"", "INVALID", "UNKNOWN"}
+_SACCT_COLUMNS = SACCT_FIELDS.count(",") + 1
+
+
+def parse_elapsed(text: str) -> int | None:
+    """Seconds in sacct's `[D-]HH:MM:SS`; None for an empty or INVALID value; SlurmError otherwise."""
+    stripped = text.strip()
+    if stripped.upper() in _NO_ELAPSED:
+        return None
+    match = _ELAPSED.fullmatch(stripped)
+    if not match:
+        raise SlurmError(f"invalid elapsed time {text!r}: expected [D-]HH:MM:SS", command="sacct")
+    days, h, m, s = (int(g) if g else 0 for g in match.groups())
+    return days * 86400 + h * 3600 + m * 60 + s
+
+
+def parse_sacct(text: str) -> list[AccountingRecord]:
+    """Records from `sacct -X -P -n -o SACCT_FIELDS`: one per job or task, grouped tasks expanded.
+
+    A job name may contain '|': the id is the first field and state, exit code and elapsed the
+    last three, so the name is whatever lies between.
+    """
+    records: list[AccountingRecord] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        fields = line.split("|")
+        if len(fields) < _SACCT_COLUMNS:
+            raise _bad_line("sacct", line, f"expected {_SACCT_COLUMNS} '|'-separated fields ({SACCT_FIELDS})")
+        job_text, state_text, exit_text, elapsed_text = fields[0].strip(), *(f.strip() for f in fields[-3:])
+        name = "|".join(fields[1:-3])
+
+        job = _SACCT_JOB.fullmatch(job_text)
+        if not job:
+            raise _bad_line("sacct", line, f"job id {job_text!r}")
+        state = _SACCT_STATE.fullmatch(state_text)
+        if not state:
+            raise _bad_line("sacct", line, f"state {state_text!r}")
+        exit_match = _EXIT_CODE.fullmatch(exit_text)
+        if not exit_match:
+            raise _bad_line("sacct", line, f"exit code {exit_text!r} (expected code:signal)")
+        try:
+            elapsed = parse_elapsed(elapsed_text)
+        except SlurmError as exc:
+            raise _bad_line("sacct", line, str(exc)) from None
+
+        base = job.group("job")
+        if job.group("het"):
+            base = job_text
+            tasks: list[int | None] = [None]
+        elif job.group("task"):
+            tasks = [int(job.group("task"))]
+        elif job.group("tasks"):
+            tasks = list(_expand_tasks(job.group("tasks"), line, "sacct"))
+        else:
+            tasks = [None]
+        status, detail = state.group(1), (state.group(2) or "").strip()
+        code, signal = int(exit_match.group(1)), int(exit_match.group(2))
+        for task in tasks:
+            job_id = base if task is None else f"{base}_{task}"
+            records.append(AccountingRecord(job_id, base, task, status, detail, code, signal, elapsed, name))
+    return records
+
+
+_CONFIG_LINE = re.compile(r"\s*([A-Za-z_][^\s=]*)\s*=\s?(.*?)\s*")
+DEFAULT_MAX_ARRAY_SIZE = 1001
+
+
+def parse_scontrol_config(text: str) -> dict[str, str]:
+    """`Key = Value` lines of `scontrol show config`; headers and footers without '=' are ignored."""
+    config: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _CONFIG_LINE.fullmatch(line)
+        if match:
+            config.setdefault(match.group(1), match.group(2))
+    return config
+
+
+def _config_int(value: str, key: str) -> int:
+    if not value.strip().isdigit():
+        raise SlurmError(f"scontrol show config: {key} = {value!r} is not a whole number", command="scontrol")
+    return int(value)
+
+
+def array_limits(config: dict[str, str]) -> tuple[int, int | None]:
+    """(MaxArraySize, max_array_tasks): task indices must stay below the first; the second caps tasks per array.
+
+    MaxArraySize defaults to 1001 (indices 0..1000); max_array_tasks (in SchedulerParameters) to None.
+    """
+    size_text = config.get("MaxArraySize")
+    max_size = DEFAULT_MAX_ARRAY_SIZE if size_text is None else _config_int(size_text, "MaxArraySize")
+    max_tasks = None
+    for item in config.get("SchedulerParameters", "").split(","):
+        key, _, value = item.strip().partition("=")
+        if key == "max_array_tasks":
+            max_tasks = _config_int(value, "SchedulerParameters max_array_tasks")
+    return max_size, max_tasks
+
+
+def parse_max_submit(text: str) -> int | None:
+    """The tightest submit limit in `sacctmgr -n -P show assoc ... format=MaxSubmit[,...]` (or a QOS's MaxSubmitPU).
+
+    The limit is the first '|'-separated field of each line; empty means none. Several lines (one per
+    account or QOS) give the smallest limit; None when no line has one.
+    """
+    limits = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        value = line.split("|", 1)[0].strip()
+        if not value:
+            continue
+        if not value.isdigit():
+            raise _bad_line("sacctmgr", line, f"submit limit {value!r} is not a whole number")
+        limits.append(int(value))
+    return min(limits) if limits else None
+
+
+def parse_assoc_qos(text: str) -> list[str]:
+    """The QOS names jobs get by default from `sacctmgr -n -P show assoc ... format=MaxSubmit,QOS,DefaultQOS`.
+
+    Per line: DefaultQOS when set, else every QOS the association may use (so the smallest of their
+    limits counts: at worst a few tasks wait for a later run). Sorted, without repeats.
+    """
+    names: set[str] = set()
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        fields = [f.strip() for f in line.split("|")]
+        allowed = fields[1] if len(fields) > 1 else ""
+        default = fields[2] if len(fields) > 2 else ""
+        if default:
+            names.add(default)
+        else:
+            names.update(q.strip() for q in allowed.split(",") if q.strip())
+    return sorted(names)

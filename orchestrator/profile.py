@@ -1,0 +1,451 @@
+"""Cluster profiles: the Slurm resources of a sweep and how one index is run, from a YAML or JSON file.
+
+A profile is validated completely when it is loaded, so a typo fails before anything is submitted:
+
+    account: def-someone
+    time: 3                  # hours -> '2:59:59' (or any Slurm time string)
+    mem_per_cpu: 4           # GB -> '4G' (or any Slurm memory string)
+    gpus: 1                  # -> --gres=gpu:1 ('a100:2' -> --gres=gpu:a100:2)
+    sbatch: {qos: normal, constraint: cascade, exclusive: true}
+    indices_per_task: 4      # bundling: one array task runs 4 indices ...
+    parallel: 2              # ... two at a time
+    setup: [module load python/3.11, source .venv/bin/activate]
+    command: python src/main.py -e {experiment} -i {index}
+
+`ClusterProfile()` is the default profile, used when no `--cluster` is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import UserError
+from orchestrator.experiment import YAML_SUFFIXES, parse_experiment_text
+from orchestrator.slurm_formats import gigs, hours, parse_memory, parse_time
+
+PROFILE_SUFFIXES = (*YAML_SUFFIXES, ".json")
+
+COMMAND_PLACEHOLDERS = ("experiment", "index")
+DEFAULT_COMMAND = "python src/main.py -e {experiment} -i {index}"
+
+# Set by the orchestrator for every submission (it finds its jobs and logs through them).
+OWN_SBATCH_OPTIONS = ("array", "job-name", "output", "error", "comment", "parsable", "wrap")
+# They change what sbatch itself does, which the submitter relies on (a job id on stdout, at once).
+_SUBMISSION_OPTIONS = {
+    "test-only": "it would submit nothing",
+    "wait": "sbatch would block until the whole array has finished",
+}
+# Options with a profile key of their own: the key is validated and used for escalation.
+_PROFILE_KEY_OPTIONS = {
+    "account": "account",
+    "partition": "partition",
+    "time": "time",
+    "mem-per-cpu": "mem_per_cpu",
+    "cpus-per-task": "cpus_per_task",
+}
+# They exclude --mem-per-cpu in sbatch, and memory escalation scales mem_per_cpu.
+_MEMORY_OPTIONS = ("mem", "mem-per-gpu")
+
+_GPUS = re.compile(r"(?:[A-Za-z0-9_.\-]+:)?[1-9][0-9]*")
+
+
+def parse_profile_text(text: str, source: str) -> dict[str, Any]:
+    """The top-level mapping of a profile file (YAML or JSON by suffix), errors with line and column."""
+    return parse_experiment_text(text, source)  # same loaders: line/column errors, YAML 1.2 numbers
+
+
+@cache
+def known_sbatch_options() -> frozenset[str]:
+    """The long sbatch option names simple-slurm knows (its `arguments.txt`), spelled as sbatch does."""
+    text = resources.files("simple_slurm").joinpath("arguments.txt").read_text(encoding="utf-8")
+    names = (line.split(",")[0].strip() for line in text.splitlines())
+    return frozenset(name.replace("_", "-") for name in names if name)
+
+
+def _did_you_mean(word: str, choices: Any) -> str:
+    candidates = sorted(choices)
+    matches = difflib.get_close_matches(word, candidates, n=1)
+    if not matches:
+        matches = difflib.get_close_matches(word.replace("_", "-"), candidates, n=1)
+    if not matches:
+        matches = difflib.get_close_matches(word.replace("-", "_"), candidates, n=1)
+    return f" (did you mean '{matches[0]}'?)" if matches else ""
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return {str: "a string", int: "an integer", float: "a number", list: "a list", dict: "a mapping"}.get(
+        type(value), type(value).__name__
+    )
+
+
+@dataclass(frozen=True)
+class ClusterProfile:
+    """Resources and run settings for one cluster; the defaults suit a small CPU job.
+
+    Construction validates and normalises (`time=3` becomes '2:59:59', `mem_per_cpu=4` becomes '4G'),
+    so a profile built in code is as safe as one loaded with `load_profile`.
+    """
+
+    account: str | None = None
+    partition: str | None = None
+    time: str = "0:59:59"
+    mem_per_cpu: str = "1G"
+    cpus_per_task: int = 1
+    gpus: int | str | None = None
+    sbatch: Mapping[str, str | bool] = field(default_factory=dict)
+    indices_per_task: int = 1
+    parallel: int = 1
+    throttle: int | None = None
+    setup: tuple[str, ...] = ()
+    command: str = DEFAULT_COMMAND
+    template: str | None = None
+    max_array_tasks: int | None = None
+    max_submit: int | None = None
+    completion_marker: str | None = None
+    max_attempts: int = 3
+    escalate: bool = False
+    time_factor: float = 2.0
+    memory_factor: float = 2.0
+    source: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.source is not None and not isinstance(self.source, str):
+            object.__setattr__(self, "source", str(self.source))
+        for name, value in self._validated().items():
+            object.__setattr__(self, name, value)
+
+    # -- validation --------------------------------------------------------------------------------
+
+    def _error(self, message: str, key_path: str) -> UserError:
+        return UserError(message, source=self.source, key_path=key_path)
+
+    def _validated(self) -> dict[str, Any]:
+        """Every field checked and in its normal form (the caller stores them)."""
+        out: dict[str, Any] = {
+            "account": self._optional_word("account"),
+            "partition": self._optional_word("partition"),
+            "time": self._time(),
+            "mem_per_cpu": self._memory(),
+            "cpus_per_task": self._positive_int("cpus_per_task"),
+            "gpus": self._gpus(),
+            "indices_per_task": self._positive_int("indices_per_task"),
+            "parallel": self._positive_int("parallel"),
+            "throttle": self._positive_int("throttle", optional=True),
+            "setup": self._setup(),
+            "command": self._command(),
+            "template": self._optional_word("template", allow_spaces=True),
+            "max_array_tasks": self._positive_int("max_array_tasks", optional=True),
+            "max_submit": self._positive_int("max_submit", optional=True),
+            "completion_marker": self._completion_marker(),
+            "max_attempts": self._positive_int("max_attempts"),
+            "escalate": self._bool("escalate"),
+            "time_factor": self._factor("time_factor"),
+            "memory_factor": self._factor("memory_factor"),
+        }
+        if out["parallel"] > out["indices_per_task"]:
+            raise self._error(
+                f"must not exceed indices_per_task ({out['indices_per_task']}): a task runs only that many indices",
+                "parallel",
+            )
+        out["sbatch"] = self._sbatch(gpus_set=out["gpus"] is not None)
+        return out
+
+    def _positive_int(self, name: str, optional: bool = False) -> int | None:
+        value = getattr(self, name)
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            expected = "a positive integer" + (" or null" if optional else "")
+            raise self._error(f"must be {expected}, not {_type_name(value)} ({value!r})", name)
+        if value < 1:
+            raise self._error(f"must be a positive integer, not {value}", name)
+        return value
+
+    def _bool(self, name: str) -> bool:
+        value = getattr(self, name)
+        if not isinstance(value, bool):
+            raise self._error(f"must be true or false, not {_type_name(value)} ({value!r})", name)
+        return value
+
+    def _factor(self, name: str) -> float:
+        value = getattr(self, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self._error(f"must be a number, not {_type_name(value)} ({value!r})", name)
+        if not value >= 1.0 or value == float("inf"):
+            raise self._error(f"must be a finite number of at least 1 (a multiplier), not {value}", name)
+        return float(value)
+
+    def _optional_word(self, name: str, allow_spaces: bool = False) -> str | None:
+        value = getattr(self, name)
+        if value is None:
+            return None
+        if isinstance(value, Path):
+            value = str(value)
+        if not isinstance(value, str):
+            raise self._error(f"must be a string or null, not {_type_name(value)} ({value!r})", name)
+        value = value.strip()
+        if not value:
+            raise self._error("must not be empty (leave the key out instead)", name)
+        if not allow_spaces and re.search(r"\s", value):
+            raise self._error(f"must not contain whitespace: {value!r}", name)
+        if "\n" in value or "\r" in value or "\0" in value:
+            raise self._error(f"must be one line: {value!r}", name)
+        return value
+
+    def _time(self) -> str:
+        value = self.time
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise self._error(
+                f"must be a Slurm time string ('2:59:59', '1-00:00:00') or an integer number of hours, "
+                f"not {_type_name(value)} ({value!r})",
+                "time",
+            )
+        if isinstance(value, int):
+            if value < 1:
+                raise self._error(f"an integer time is a number of hours and must be at least 1, not {value}", "time")
+            return hours(value)
+        try:
+            parse_time(value)
+        except UserError as e:
+            raise self._error(f"{e} (or give an integer number of hours)", "time") from None
+        return value.strip()
+
+    def _memory(self) -> str:
+        value = self.mem_per_cpu
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise self._error(
+                f"must be a Slurm memory string ('4G', '512M') or an integer number of GB, "
+                f"not {_type_name(value)} ({value!r})",
+                "mem_per_cpu",
+            )
+        if isinstance(value, int):
+            if value < 1:
+                raise self._error(
+                    f"an integer memory is a number of GB and must be at least 1, not {value}", "mem_per_cpu"
+                )
+            return gigs(value)
+        try:
+            parse_memory(value, "memory per CPU")
+        except UserError as e:
+            raise self._error(f"{e} (or give an integer number of GB)", "mem_per_cpu") from None
+        return value.strip()
+
+    def _gpus(self) -> int | str | None:
+        value = self.gpus
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise self._error(f"must be a positive integer, not {value} (leave the key out for no GPUs)", "gpus")
+            return value
+        if isinstance(value, str) and _GPUS.fullmatch(value.strip()):
+            return value.strip()
+        raise self._error(
+            f"must be a GPU count (1) or TYPE:COUNT ('a100:2') for --gres=gpu:..., not {value!r}",
+            "gpus",
+        )
+
+    def _setup(self) -> tuple[str, ...]:
+        value = self.setup
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise self._error(f"must be a list of shell lines (or one line), not {_type_name(value)}", "setup")
+        for number, line in enumerate(value):
+            if not isinstance(line, str):
+                raise self._error(
+                    f"must be a shell line (a string), not {_type_name(line)} ({line!r})", f"setup[{number}]"
+                )
+        return tuple(value)
+
+    def _command(self) -> str:
+        value = self.command
+        if not isinstance(value, str):
+            raise self._error(f"must be a string, not {_type_name(value)}", "command")
+        if not value.strip():
+            raise self._error("must not be empty", "command")
+        check_command(value, source=self.source)
+        return value
+
+    def _completion_marker(self) -> str | None:
+        value = self._optional_word("completion_marker", allow_spaces=True)
+        if value is None:
+            return None
+        parts = Path(value).parts
+        if Path(value).is_absolute() or ".." in parts:
+            raise self._error(f"must be a file name inside the save path, not {value!r}", "completion_marker")
+        return value
+
+    def _sbatch(self, gpus_set: bool) -> dict[str, str | bool]:
+        value = self.sbatch
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise self._error(f"must be a mapping of sbatch option -> value, not {_type_name(value)}", "sbatch")
+        known = known_sbatch_options()
+        out: dict[str, str | bool] = {}
+        for name, option in value.items():
+            key_path = f"sbatch.{name}"
+            if not isinstance(name, str):
+                raise self._error(f"option names are strings, not {_type_name(name)}", key_path)
+            if name in OWN_SBATCH_OPTIONS:
+                raise self._error("is set by the orchestrator for every submission; remove it", key_path)
+            if name in _SUBMISSION_OPTIONS:
+                raise self._error(f"is not allowed in a profile: {_SUBMISSION_OPTIONS[name]}", key_path)
+            if name in _PROFILE_KEY_OPTIONS:
+                raise self._error(f"use the profile key '{_PROFILE_KEY_OPTIONS[name]}' instead", key_path)
+            if name in _MEMORY_OPTIONS:
+                raise self._error(
+                    "use the profile key 'mem_per_cpu' instead (sbatch refuses --mem with --mem-per-cpu, "
+                    "and OUT_OF_MEMORY escalation scales mem_per_cpu)",
+                    key_path,
+                )
+            if name == "gres" and gpus_set:
+                raise self._error("conflicts with 'gpus' (also --gres); set one of them", key_path)
+            if name not in known:
+                raise self._error(
+                    f"unknown sbatch option{_did_you_mean(name.lstrip('-'), known)}; options are sbatch's "
+                    "long names without the leading '--' (e.g. 'qos', 'mail-type')",
+                    key_path,
+                )
+            if isinstance(option, bool):
+                out[name] = option
+                continue
+            if isinstance(option, int):
+                option = str(option)
+            if not isinstance(option, str):
+                raise self._error(f"must be a string, an integer or true/false, not {_type_name(option)}", key_path)
+            if "\n" in option or "\r" in option or "\0" in option:
+                raise self._error(f"must be one line (an #SBATCH directive is one line): {option!r}", key_path)
+            if not option.strip():
+                raise self._error("must not be empty (use true for a flag)", key_path)
+            out[name] = option.strip()
+        return out
+
+    # -- use -------------------------------------------------------------------------------------
+
+    def sbatch_options(self) -> dict[str, str | bool]:
+        """Every sbatch option this profile implies, by long name: its own keys first, then `sbatch` sorted.
+
+        True means a flag without a value; options set to false are left out. GPUs are requested as
+        `--gres=gpu:N`, which every Slurm version and select plugin understands (`--gpus-per-task` needs
+        select/cons_tres), and which is per node, the same as per task for the one-task jobs used here.
+        """
+        options: dict[str, str | bool] = {}
+        if self.account is not None:
+            options["account"] = self.account
+        if self.partition is not None:
+            options["partition"] = self.partition
+        options["time"] = self.time
+        options["mem-per-cpu"] = self.mem_per_cpu
+        options["cpus-per-task"] = str(self.cpus_per_task)
+        if self.gpus is not None:
+            options["gres"] = f"gpu:{self.gpus}"
+        for name in sorted(self.sbatch):
+            value = self.sbatch[name]
+            if value is not False:
+                options[name] = value
+        return options
+
+    def with_resources(self, time: str | None = None, mem_per_cpu: str | None = None) -> ClusterProfile:
+        """A copy with another time limit and/or memory per CPU (validated like the originals)."""
+        changes: dict[str, Any] = {}
+        if time is not None:
+            changes["time"] = time
+        if mem_per_cpu is not None:
+            changes["mem_per_cpu"] = mem_per_cpu
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> ClusterProfile:
+        """A profile from parsed file content; unknown keys are errors with a did-you-mean."""
+        names = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
+        for key in data:
+            if key not in names:
+                raise UserError(
+                    f"unknown profile key{_did_you_mean(str(key), names)}; known keys: {', '.join(names)}",
+                    source=source,
+                    key_path=str(key),
+                )
+        values = dict(data)
+        template = values.get("template")
+        if isinstance(template, str) and template.strip() and source is not None:
+            # relative to the profile file, so a profile works from any directory
+            values["template"] = str(Path(source).parent / Path(template.strip()).expanduser())
+        return cls(**values, source=source)
+
+
+def check_command(command: str, source: str | None = None) -> None:
+    """The command's only placeholders are {experiment} and {index}, unquoted (they are substituted quoted)."""
+    available = ", ".join("{%s}" % p for p in COMMAND_PLACEHOLDERS)
+    try:
+        fields = [
+            (name, spec, conversion)
+            for _, name, spec, conversion in string.Formatter().parse(command)
+            if name is not None
+        ]
+    except ValueError as e:
+        raise UserError(
+            f"invalid placeholder syntax in {command!r}: {e}; write {{{{ and }}}} for literal braces",
+            source=source,
+            key_path="command",
+        ) from None
+    for name, spec, conversion in fields:
+        if name not in COMMAND_PLACEHOLDERS:
+            shown = "{%s}" % name if name else "{}"
+            raise UserError(
+                f"unknown placeholder {shown} in {command!r}; available: {available} "
+                "(write {{ and }} for literal braces, e.g. ${{HOME}}, or use $HOME)",
+                source=source,
+                key_path="command",
+            )
+        if spec or conversion:
+            raise UserError(
+                f"placeholder {{{name}}} takes no format spec or conversion in {command!r}",
+                source=source,
+                key_path="command",
+            )
+    for name in COMMAND_PLACEHOLDERS:
+        for quote in "'\"":
+            if f"{quote}{{{name}}}{quote}" in command:
+                raise UserError(
+                    f"do not quote {{{name}}} in {command!r}: it is replaced by a quoted shell variable",
+                    source=source,
+                    key_path="command",
+                )
+
+
+def load_profile(path: str | Path) -> ClusterProfile:
+    """Read, parse and validate a profile file; every problem is a `UserError` naming the file."""
+    source = str(path)
+    if not source.lower().endswith(PROFILE_SUFFIXES):
+        raise UserError("a cluster profile must be a .yaml, .yml or .json file", source=source)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise UserError("cluster profile not found", source=source) from None
+    except IsADirectoryError:
+        raise UserError("is a directory, not a cluster profile", source=source) from None
+    except OSError as e:
+        raise UserError(f"cannot read cluster profile: {e.strerror}", source=source) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"not UTF-8 text (byte {e.start})", source=source) from None
+    profile = ClusterProfile.from_dict(parse_profile_text(text, source), source=source)
+    if profile.template is not None and not Path(profile.template).is_file():
+        raise UserError(f"template file not found: {profile.template}", source=source, key_path="template")
+    return profile
