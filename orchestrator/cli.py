@@ -285,7 +285,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     plans = _plans(args)
     profile = _profile(args)
     ledger = Ledger(Path("."))
-    result = cancel(plans, ledger, _slurm_if_available(), profile.completion_marker)
+    with submission_lock(ledger):
+        result = cancel(plans, ledger, _slurm_if_available(), profile.completion_marker)
     if args.json:
         sys.stdout.write(json.dumps(result.to_json()) + "\n")
         return 0

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.errors import SlurmError, UserError
-from orchestrator.ledger import Ledger
+from orchestrator.ledger import Ledger, SubmissionRecord
 from orchestrator.planner import ExperimentPlan
 from orchestrator.slurm_formats import format_ranges
 from orchestrator.state import PENDING, RUNNING, SlurmReader, gather
@@ -35,6 +35,7 @@ def cancel(
     result = CancelResult()
     targets: set[str] = set()
     local_pids: set[int] = set()
+    cancelled: dict[str, tuple[SubmissionRecord, set[int]]] = {}
     for status in gather(plans, ledger, slurm, marker):
         indices = []
         for s in status.indices:
@@ -42,6 +43,7 @@ def cancel(
                 continue
             indices.append(s.index)
             record = s.last.record
+            cancelled.setdefault(record.tag, (record, set()))[1].add(s.last.task_id)
             if record.executor == "slurm" and record.job_id:
                 targets.add(f"{record.job_id}_{s.last.task_id}")
             elif record.pid:
@@ -54,6 +56,10 @@ def cancel(
     for pid in local_pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)  # the local executor stops its children and records it
+    for record, task_ids in cancelled.values():
+        # remembered, so these indices count as missing (not failed) and not as an attempt
+        record.cancelled_tasks = sorted(set(record.cancelled_tasks) | task_ids)
+        ledger.write(record)
     result.jobs = sorted(targets)
     return result
 

@@ -74,6 +74,7 @@ class SubmissionRecord:
     host: str = ""
     pid: int | None = None
     note: str | None = None
+    cancelled_tasks: list[int] = field(default_factory=list)  # tasks stopped by `orchestrator cancel`
     version: int = RECORD_VERSION
 
     @property

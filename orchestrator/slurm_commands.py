@@ -26,10 +26,12 @@ from orchestrator.slurm_formats import (
     SACCT_FIELDS,
     SQUEUE_FORMAT,
     AccountingRecord,
+    PartitionLimits,
     QueuedTask,
     array_limits,
     parse_assoc_qos,
     parse_max_submit,
+    parse_partitions,
     parse_sacct,
     parse_sbatch_parsable,
     parse_scontrol_config,
@@ -285,6 +287,40 @@ class SlurmCommands:
     def array_limits(self) -> tuple[int, int | None]:
         """(MaxArraySize, max_array_tasks or None): task ids must stay below MaxArraySize."""
         return array_limits(self.config())
+
+    def partition_limits(self, partition: str | None) -> PartitionLimits | None:
+        """The named partition's limits (the default partition for None); None when unknown."""
+        try:
+            partitions = parse_partitions(self._read(["scontrol", "show", "partition", "-o"]))
+        except SlurmError:
+            return None
+        for p in partitions:
+            if (partition is None and p.default) or p.name == partition:
+                return p
+        return None
+
+    def jobs_named(self, names: Sequence[str], since: str) -> dict[str, str]:
+        """Job name -> array job id for jobs with these names since `since` (ISO time), via sacct.
+
+        After a crash between sbatch and the ledger write, the job is found by its unique tag.
+        Returns {} when there is no accounting (see `accounting_problem`).
+        """
+        if not names:
+            return {}
+        self.accounting_problem = None
+        if shutil.which("sacct", path=self._environment().get("PATH")) is None:
+            self.accounting_problem = "sacct not found on PATH"
+            return {}
+        argv = ["sacct", "-X", "-P", "-n", "-o", SACCT_FIELDS, "-S", since, "--name", ",".join(names)]
+        try:
+            result = self._run(argv, retry=True)
+        except SlurmUnavailable as exc:
+            self.accounting_problem = str(exc)
+            return {}
+        if result.returncode != 0:
+            self.accounting_problem = f"sacct: {_summary(result.stderr)}"
+            return {}
+        return {r.name: r.array_job_id for r in parse_sacct(result.stdout) if r.name in names}
 
     def max_submit_jobs(self, user: str | None = None) -> int | None:
         """The user's tightest submit limit (association MaxSubmit, default QOS MaxSubmitPU); None if none or unknown.

@@ -413,3 +413,42 @@ def parse_assoc_qos(text: str) -> list[str]:
         else:
             names.update(q.strip() for q in allowed.split(",") if q.strip())
     return sorted(names)
+
+
+@dataclass(frozen=True)
+class PartitionLimits:
+    """A partition's ceilings that escalation must stay under (None: no limit)."""
+
+    name: str
+    default: bool
+    max_time_seconds: int | None
+    max_mem_per_cpu_mb: int | None
+    max_mem_per_node_mb: int | None
+
+
+def parse_partitions(text: str) -> list[PartitionLimits]:
+    """`scontrol show partition -o`: one line per partition of space-separated `Key=Value` pairs."""
+    out = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+        if "PartitionName" not in fields:
+            raise _bad_line("scontrol show partition", line, "no PartitionName")
+        max_time = fields.get("MaxTime", "UNLIMITED")
+        out.append(
+            PartitionLimits(
+                name=fields["PartitionName"],
+                default=fields.get("Default", "NO") == "YES",
+                max_time_seconds=parse_time_limit(max_time) if max_time else None,
+                max_mem_per_cpu_mb=_memory_limit(fields.get("MaxMemPerCPU")),
+                max_mem_per_node_mb=_memory_limit(fields.get("MaxMemPerNode")),
+            )
+        )
+    return out
+
+
+def _memory_limit(value: str | None) -> int | None:
+    if value is None or value.upper() in ("UNLIMITED", "0", ""):
+        return None
+    return parse_memory(value, "partition memory limit")

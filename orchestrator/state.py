@@ -108,7 +108,7 @@ def latest_attempts(
     edited: list[str] = []
     identity_to_index: dict[tuple[str, int], int] | None = None
     for record in records:
-        if record.status not in Status.ATTEMPTED and record.status != Status.INTENT:
+        if record.status not in Status.ATTEMPTED and not _open(record):
             continue
         if record.experiment_hash == plan.file.content_hash:
             translate = None
@@ -117,15 +117,21 @@ def latest_attempts(
             if identity_to_index is None:
                 identity_to_index = _identities(plan)
             translate = _translator(record, identity_to_index)
+        cancelled = set(record.cancelled_tasks)
         for task_id, task in enumerate(record.tasks):
             for recorded in task:
                 index = recorded if translate is None else translate(recorded)
                 if index is None or not 0 <= index < plan.total:
                     continue
                 latest[index] = Attempt(record, task_id, recorded)
-                if record.status in Status.ATTEMPTED:
+                if record.status in Status.ATTEMPTED and task_id not in cancelled:
                     attempts[index] += 1
     return latest, attempts, edited
+
+
+def _open(record: SubmissionRecord) -> bool:
+    """A record whose sbatch outcome is not known yet (a crash, or Slurm not answering)."""
+    return record.status in (Status.INTENT, Status.UNCONFIRMED)
 
 
 def _identities(plan: ExperimentPlan) -> dict[tuple[str, int], int]:
@@ -180,6 +186,8 @@ def classify(
 def _classify_attempt(index: int, count: int, attempt: Attempt, seen: Observations) -> IndexStatus:
     record = attempt.record
     code = seen.exit_codes.get((record.tag, attempt.recorded_index))
+    if attempt.task_id in record.cancelled_tasks and code is None:
+        return IndexStatus(index, MISSING, count, attempt, "cancelled with orchestrator cancel")
     if record.executor == "local":
         if code is None and record.tag in seen.local_alive:
             return IndexStatus(index, RUNNING, count, attempt)
@@ -306,16 +314,23 @@ def gather(
         staged.append((plan, records, latest, attempts, edited, done))
         unresolved.extend(a for i, a in latest.items() if i not in done)
 
-    on_slurm = [a for a in unresolved if a.record.executor == "slurm" and a.record.job_id]
+    on_slurm = [a for a in unresolved if a.record.executor == "slurm" and (a.record.job_id or _open(a.record))]
     queue: dict[tuple[str, int], QueuedTask] = {}
     accounting: dict[tuple[str, int], AccountingRecord] | None = {}
     problem = None
     if on_slurm:
         if slurm is None:
             raise SlurmError("the ledger holds Slurm jobs but Slurm is not available here (no squeue)")
+        by_tag: dict[str, str] = {}
         for task in slurm.squeue_me():
+            by_tag[task.name] = by_tag[task.comment] = task.array_job_id
             if task.task_id is not None:
                 queue[(task.array_job_id, task.task_id)] = task
+        for attempt in on_slurm:
+            if attempt.record.job_id is None and attempt.record.tag in by_tag:
+                # a submit died between sbatch and its ledger write: the queue knows the job by our tag
+                attempt.record.job_id = by_tag[attempt.record.tag]
+        on_slurm = [a for a in on_slurm if a.record.job_id]
         finished = sorted({a.record.job_id for a in on_slurm if (a.record.job_id, a.task_id) not in queue})
         if finished:
             found = slurm.sacct(finished)

@@ -15,6 +15,7 @@ import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from orchestrator.errors import EnvironmentFailure, SlurmError, SlurmRejected, SlurmUnavailable, SubmitLimitReached
@@ -25,6 +26,7 @@ from orchestrator.profile import ClusterProfile
 from orchestrator.render import ArrayScript, load_template, render_script
 from orchestrator.slurm_commands import SlurmCommands
 from orchestrator.slurm_formats import (
+    PartitionLimits,
     QueuedTask,
     format_memory,
     format_ranges,
@@ -41,14 +43,6 @@ from orchestrator.state import FAILED, MISSING, ExperimentStatus, IndexStatus, g
 class Resources:
     time: str
     mem_per_cpu: str
-
-
-@dataclass(frozen=True)
-class ResourceLimits:
-    """The partition's ceilings for escalation (None: no limit known)."""
-
-    max_time_seconds: int | None = None
-    max_mem_per_cpu_mb: int | None = None
 
 
 def select_indices(
@@ -72,24 +66,30 @@ def escalated(
     last: Resources | None,
     reason_kind: str | None,
     profile: ClusterProfile,
-    limits: ResourceLimits,
+    limits: PartitionLimits | None,
 ) -> Resources:
-    """More time after a TIMEOUT, more memory after OUT_OF_MEMORY: the last attempt's times the factor."""
+    """More time after a TIMEOUT, more memory after OUT_OF_MEMORY: the last attempt's times the factor.
+
+    Capped by the partition's MaxTime and MaxMemPerCPU (or MaxMemPerNode over the task's CPUs).
+    """
     if last is None or reason_kind not in ("TIMEOUT", "OUT_OF_MEMORY"):
         return base
     time, memory = base.time, base.mem_per_cpu
     if reason_kind == "TIMEOUT":
         seconds = math.ceil(max(parse_time(last.time), parse_time(base.time)) * profile.time_factor)
-        if limits.max_time_seconds is not None:
+        if limits is not None and limits.max_time_seconds is not None:
             seconds = min(seconds, limits.max_time_seconds)
         time = format_time(seconds)
     else:
         megabytes = math.ceil(
             max(parse_memory(last.mem_per_cpu), parse_memory(base.mem_per_cpu)) * profile.memory_factor
         )
-        if limits.max_mem_per_cpu_mb is not None:
-            megabytes = min(megabytes, limits.max_mem_per_cpu_mb)
-        memory = format_memory(megabytes)
+        caps = []
+        if limits is not None and limits.max_mem_per_cpu_mb is not None:
+            caps.append(limits.max_mem_per_cpu_mb)
+        if limits is not None and limits.max_mem_per_node_mb is not None:
+            caps.append(limits.max_mem_per_node_mb // max(1, profile.cpus_per_task))
+        memory = format_memory(min([megabytes, *caps]))
     return Resources(time, memory)
 
 
@@ -245,13 +245,59 @@ class Submitter:
 
     def submit(self, plans: Sequence[ExperimentPlan]) -> SubmitReport:
         report = SubmitReport(dry_run=self.options.dry_run, executor=self.executor.name)
-        statuses = gather(plans, self.ledger, self._slurm_for_state(), self.profile.completion_marker)
+        try:
+            if not self.options.dry_run:
+                self._reconcile(plans, report)
+            statuses = gather(plans, self.ledger, self._slurm_for_state(), self.profile.completion_marker)
+        except SlurmError as e:
+            # without the queue we cannot tell pending from missing: guessing could double-submit
+            raise SubmitFailed(f"cannot read Slurm's state ({e}); nothing was submitted", report) from e
         report.notes.extend(dict.fromkeys(self.ledger.problems))
         planned = self._plan_arrays(statuses, report)
         for plan, resources, arrays in planned:
             for array in arrays:
                 self._submit_array(plan, resources, array, report)
         return report
+
+    def _reconcile(self, plans: Sequence[ExperimentPlan], report: SubmitReport) -> None:
+        """Settle what a killed submit left open, before anything is resubmitted.
+
+        An intent (written before sbatch) or an unconfirmed sbatch is looked up by its unique tag,
+        first in squeue, then in sacct; a local run whose process is gone was interrupted.
+        """
+        host = socket.gethostname()
+        open_slurm: list[SubmissionRecord] = []
+        for plan in plans:
+            for record in self.ledger.records(self.ledger.experiment_key(plan.path)):
+                if record.executor == "local" and record.status in (Status.RUNNING, Status.INTENT):
+                    if record.host == host and not _pid_alive(record.pid):
+                        record.status, record.note = Status.INTERRUPTED, "the local run's process ended unrecorded"
+                        self.ledger.write(record)
+                elif record.executor == "slurm" and record.status in (Status.INTENT, Status.UNCONFIRMED):
+                    open_slurm.append(record)
+        if not open_slurm:
+            return
+        commands = self.slurm.commands if self.slurm is not None else SlurmCommands()
+        if not commands.available():
+            report.notes.append(f"{len(open_slurm)} unconfirmed Slurm submission(s); Slurm is not reachable here")
+            return
+        found = {t.name: t.array_job_id for t in commands.squeue_me()}
+        missing = [r.tag for r in open_slurm if r.tag not in found]
+        if missing:
+            since = min(r.created for r in open_slurm)
+            found.update(commands.jobs_named(missing, _slurm_time(since, hours_before=24)))
+        for record in open_slurm:
+            job_id = found.get(record.tag)
+            if job_id is not None:
+                record.status, record.job_id = Status.SUBMITTED, job_id
+                record.note = "reconciled: found by its tag after an interrupted submit"
+            else:
+                record.status = Status.REJECTED
+                record.note = "reconciled: no job carries its tag, so sbatch never created one" + (
+                    f" (no accounting to confirm: {commands.accounting_problem})" if commands.accounting_problem else ""
+                )
+            self.ledger.write(record)
+            report.notes.append(f"{record.tag}: {record.note}" + (f", job {job_id}" if job_id else ""))
 
     def _slurm_for_state(self) -> _CachedQueue | SlurmCommands | None:
         if self.slurm is not None:
@@ -268,7 +314,7 @@ class Submitter:
         profile = self.profile
         escalate = profile.escalate if self.options.escalate is None else self.options.escalate
         base = Resources(profile.time, profile.mem_per_cpu)
-        limits = self._resource_limits() if escalate else ResourceLimits()
+        limits = self._partition_limits() if escalate else None
         max_tasks = self._max_array_tasks()
         capacity = self._free_capacity()
         planned = []
@@ -315,9 +361,9 @@ class Submitter:
             return None
         return max(0, min(limits) - len(self.slurm.squeue_me()))
 
-    def _resource_limits(self) -> ResourceLimits:
+    def _partition_limits(self) -> PartitionLimits | None:
         if self.slurm is None:
-            return ResourceLimits()
+            return None
         return self.slurm.commands.partition_limits(self.profile.partition)
 
     # -- one array -------------------------------------------------------------------------------
@@ -457,6 +503,24 @@ class Submitter:
         report.submissions.append(submission)
         if outcome.interrupted:
             raise KeyboardInterrupt
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _slurm_time(iso: str, hours_before: int) -> str:
+    """An ISO UTC time, moved back, in the local `YYYY-MM-DDTHH:MM:SS` form sacct -S reads."""
+    moment = datetime.fromisoformat(iso) - timedelta(hours=hours_before)
+    return moment.astimezone().strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _recorded_resources(status: IndexStatus) -> Resources | None:
