@@ -183,7 +183,7 @@ def _profile(args: argparse.Namespace) -> ClusterProfile:
 
 
 def _slurm_if_available() -> SlurmCommands | None:
-    commands = SlurmCommands()
+    commands = SlurmCommands.from_environment()
     return commands if commands.available() else None
 
 
@@ -195,7 +195,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if executor_name == "auto":
         executor_name = "slurm" if shutil.which("sbatch") else "local"
     if executor_name == "slurm":
-        commands = SlurmCommands()
+        commands = SlurmCommands.from_environment()
         if not commands.available():
             raise EnvironmentFailure("--executor slurm: sbatch is not on PATH; nothing was submitted")
         executor: SlurmExecutor | LocalExecutor = SlurmExecutor(commands)

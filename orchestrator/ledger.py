@@ -18,6 +18,7 @@ import json
 import os
 import random
 import re
+import signal
 import socket
 import subprocess
 import tempfile
@@ -121,13 +122,42 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+FAULT_VARIABLE = "ORCHESTRATOR_FAULT_KILL"
+
+
+def fault_point(name: str) -> None:
+    """Die here, as a SIGKILL would, when the fault suite asks for it (`ORCHESTRATOR_FAULT_KILL=name`).
+
+    The points: `before-sbatch` (intent written), `after-sbatch` (job created, not yet recorded),
+    `mid-record` (a ledger record half written; `mid-record:2` for the second record write).
+    Used by the reliability tests; a no-op otherwise.
+    """
+    wanted = os.environ.get(FAULT_VARIABLE)
+    if not wanted:
+        return
+    point, _, nth = wanted.partition(":")
+    if point != name:
+        return
+    _fault_hits[name] = _fault_hits.get(name, 0) + 1
+    if _fault_hits[name] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_fault_hits: dict[str, int] = {}
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `path` so readers see the old content or the new, never a torn file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+            half = len(text) // 2
+            f.write(text[:half])
+            if path.suffix == ".json":
+                f.flush()
+                fault_point("mid-record")
+            f.write(text[half:])
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -114,6 +114,19 @@ class SlurmCommands:
         self.accounting_problem: str | None = None
         self._config: dict[str, str] | None = None
 
+    @classmethod
+    def from_environment(cls) -> SlurmCommands:
+        """Settings from `ORCHESTRATOR_SLURM_TIMEOUT` (seconds per command, default 60) and
+        `ORCHESTRATOR_SLURM_ATTEMPTS` (tries for read commands, default 3)."""
+        try:
+            timeout = float(os.environ.get("ORCHESTRATOR_SLURM_TIMEOUT", "60"))
+            attempts = int(os.environ.get("ORCHESTRATOR_SLURM_ATTEMPTS", "3"))
+        except ValueError as e:
+            raise UserError(f"ORCHESTRATOR_SLURM_TIMEOUT / ORCHESTRATOR_SLURM_ATTEMPTS: {e}") from None
+        if timeout <= 0 or attempts < 1:
+            raise UserError("ORCHESTRATOR_SLURM_TIMEOUT must be > 0 and ORCHESTRATOR_SLURM_ATTEMPTS >= 1")
+        return cls(timeout=timeout, attempts=attempts)
+
     # -- running -------------------------------------------------------------------------------
 
     def _environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from orchestrator.errors import EnvironmentFailure, SlurmError, SlurmRejected, SlurmUnavailable, SubmitLimitReached
 from orchestrator.executors import LocalExecutor, SlurmExecutor
-from orchestrator.ledger import Ledger, Status, SubmissionRecord, atomic_write_text, git_state, now
+from orchestrator.ledger import Ledger, Status, SubmissionRecord, atomic_write_text, fault_point, git_state, now
 from orchestrator.planner import ExperimentPlan
 from orchestrator.profile import ClusterProfile
 from orchestrator.render import ArrayScript, load_template, render_script
@@ -277,7 +277,7 @@ class Submitter:
                     open_slurm.append(record)
         if not open_slurm:
             return
-        commands = self.slurm.commands if self.slurm is not None else SlurmCommands()
+        commands = self.slurm.commands if self.slurm is not None else SlurmCommands.from_environment()
         if not commands.available():
             report.notes.append(f"{len(open_slurm)} unconfirmed Slurm submission(s); Slurm is not reachable here")
             return
@@ -303,7 +303,7 @@ class Submitter:
         if self.slurm is not None:
             return self.slurm
         # local runs can still be asked about Slurm jobs recorded earlier, where Slurm exists
-        commands = SlurmCommands()
+        commands = SlurmCommands.from_environment()
         return commands if commands.available() else None
 
     # -- planning arrays -------------------------------------------------------------------------
@@ -425,6 +425,7 @@ class Submitter:
         except OSError as e:
             raise SubmitFailed(_so_far(report, f"cannot write the job files in {run_dir}: {e}"), report) from e
         ledger.write(record)  # the intent: from here a crash is reconciled by the tag
+        fault_point("before-sbatch")
         if isinstance(self.executor, SlurmExecutor):
             self._sbatch(record, submission, report)
         else:
@@ -462,6 +463,7 @@ class Submitter:
             record.status, record.note = Status.REJECTED, str(e)
             self.ledger.write(record)
             raise SubmitFailed(_so_far(report, f"sbatch failed for {record.experiment}: {e}"), report) from e
+        fault_point("after-sbatch")
         record.status, record.job_id = Status.SUBMITTED, job_id
         self.ledger.write(record)
         submission.job_id = job_id
