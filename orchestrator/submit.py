@@ -386,7 +386,7 @@ class Submitter:
             num_tasks=len(tasks),
             throttle=profile.throttle,
             parallel=profile.parallel,
-            sbatch_options=profile.sbatch_options() if self.executor.name == "slurm" else {},
+            sbatch_options=profile.sbatch_options(),  # the same script runs locally: directives are comments there
             setup=profile.setup,
             command=profile.command,
         )
