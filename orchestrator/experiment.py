@@ -91,20 +91,25 @@ def _parse_yaml(text: str, source: str) -> Any:
         raise UserError(f"invalid YAML: {e}", source=source) from None
 
 
-def read_experiment_file(path: str | Path) -> ExperimentFile:
-    """Read and parse one experiment file; every failure is a `UserError` naming the file."""
+def read_user_file(path: str | Path, what: str) -> tuple[bytes, str]:
+    """The bytes and UTF-8 text of a file the user named; every failure is a `UserError` naming it."""
     source = str(path)
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
-        raise UserError("experiment file not found", source=source) from None
+        raise UserError(f"{what} not found", source=source) from None
     except IsADirectoryError:
-        raise UserError("is a directory, not an experiment file", source=source) from None
+        raise UserError(f"is a directory, not {'an' if what[0] in 'aeiou' else 'a'} {what}", source=source) from None
     except OSError as e:
-        raise UserError(f"cannot read experiment file: {e.strerror}", source=source) from None
+        raise UserError(f"cannot read {what}: {e.strerror}", source=source) from None
     try:
-        text = raw.decode("utf-8")
+        return raw, raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise UserError(f"not UTF-8 text (byte {e.start})", source=source) from None
-    data = parse_experiment_text(text, source)
-    return ExperimentFile(path=source, data=data, content_hash=hashlib.sha256(raw).hexdigest())
+
+
+def read_experiment_file(path: str | Path) -> ExperimentFile:
+    """Read and parse one experiment file; every failure is a `UserError` naming the file."""
+    raw, text = read_user_file(path, "experiment file")
+    data = parse_experiment_text(text, str(path))
+    return ExperimentFile(path=str(path), data=data, content_hash=hashlib.sha256(raw).hexdigest())

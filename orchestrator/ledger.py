@@ -347,7 +347,7 @@ class SubmitLock:
         except (OSError, ValueError):
             data = None  # being written, or damaged: only its age tells
         holder = data if isinstance(data, dict) else {}
-        dead_here = holder.get("host") == socket.gethostname() and not _pid_alive(holder.get("pid"))
+        dead_here = holder.get("host") == socket.gethostname() and not pid_alive(holder.get("pid"))
         if dead_here or age > LOCK_STALE_SECONDS:
             # rename first: of two processes taking over at once, only one moves the stale file
             stale = self.path.with_name(f"{self.path.name}.stale-{os.getpid()}")
@@ -360,7 +360,8 @@ class SubmitLock:
         return False
 
 
-def _pid_alive(pid: object) -> bool:
+def pid_alive(pid: object) -> bool:
+    """Whether a process with this id runs on this host (a permission error means it does)."""
     if not isinstance(pid, int):
         return False
     try:

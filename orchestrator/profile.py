@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import UserError
-from orchestrator.experiment import YAML_SUFFIXES, parse_experiment_text
+from orchestrator.experiment import YAML_SUFFIXES, parse_experiment_text, read_user_file
 from orchestrator.slurm_formats import gigs, hours, parse_memory, parse_time
 
 PROFILE_SUFFIXES = (*YAML_SUFFIXES, ".json")
@@ -433,18 +433,7 @@ def load_profile(path: str | Path) -> ClusterProfile:
     source = str(path)
     if not source.lower().endswith(PROFILE_SUFFIXES):
         raise UserError("a cluster profile must be a .yaml, .yml or .json file", source=source)
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise UserError("cluster profile not found", source=source) from None
-    except IsADirectoryError:
-        raise UserError("is a directory, not a cluster profile", source=source) from None
-    except OSError as e:
-        raise UserError(f"cannot read cluster profile: {e.strerror}", source=source) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UserError(f"not UTF-8 text (byte {e.start})", source=source) from None
+    _, text = read_user_file(path, "cluster profile")
     profile = ClusterProfile.from_dict(parse_profile_text(text, source), source=source)
     if profile.template is not None and not Path(profile.template).is_file():
         raise UserError(f"template file not found: {profile.template}", source=source, key_path="template")

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from orchestrator.completeness import ResultScanner
 from orchestrator.errors import SlurmError
-from orchestrator.ledger import Ledger, Status, SubmissionRecord
+from orchestrator.ledger import Ledger, Status, SubmissionRecord, pid_alive
 from orchestrator.planner import ExperimentPlan
 from orchestrator.slurm_formats import AccountingRecord, QueuedTask, format_ranges
 from orchestrator.sweep import Sweep
@@ -273,17 +273,11 @@ def read_exit_codes(attempts: Iterable[Attempt]) -> dict[tuple[str, int], int]:
 
 def local_runs_alive(records: Iterable[SubmissionRecord]) -> set[str]:
     host = socket.gethostname()
-    alive = set()
-    for record in records:
-        if record.executor == "local" and record.status == Status.RUNNING and record.host == host and record.pid:
-            try:
-                os.kill(record.pid, 0)
-            except ProcessLookupError:
-                continue
-            except PermissionError:
-                pass
-            alive.add(record.tag)
-    return alive
+    return {
+        r.tag
+        for r in records
+        if r.executor == "local" and r.status == Status.RUNNING and r.host == host and pid_alive(r.pid)
+    }
 
 
 class SlurmReader(Protocol):

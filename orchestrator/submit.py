@@ -20,7 +20,16 @@ from pathlib import Path
 
 from orchestrator.errors import EnvironmentFailure, SlurmError, SlurmRejected, SlurmUnavailable, SubmitLimitReached
 from orchestrator.executors import LocalExecutor, SlurmExecutor
-from orchestrator.ledger import Ledger, Status, SubmissionRecord, atomic_write_text, fault_point, git_state, now
+from orchestrator.ledger import (
+    Ledger,
+    Status,
+    SubmissionRecord,
+    atomic_write_text,
+    fault_point,
+    git_state,
+    now,
+    pid_alive,
+)
 from orchestrator.planner import ExperimentPlan
 from orchestrator.profile import ClusterProfile
 from orchestrator.render import ArrayScript, load_template, render_script
@@ -270,7 +279,7 @@ class Submitter:
         for plan in plans:
             for record in self.ledger.records(self.ledger.experiment_key(plan.path)):
                 if record.executor == "local" and record.status in (Status.RUNNING, Status.INTENT):
-                    if record.host == host and not _pid_alive(record.pid):
+                    if record.host == host and not pid_alive(record.pid):
                         record.status, record.note = Status.INTERRUPTED, "the local run's process ended unrecorded"
                         self.ledger.write(record)
                 elif record.executor == "slurm" and record.status in (Status.INTENT, Status.UNCONFIRMED):
@@ -505,18 +514,6 @@ class Submitter:
         report.submissions.append(submission)
         if outcome.interrupted:
             raise KeyboardInterrupt
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _slurm_time(iso: str, hours_before: int) -> str:
