@@ -57,7 +57,7 @@ class ResultScanner:
         up, name = os.path.split(directory)
         if name and up != directory and directory != self._top and _within(directory, self._top):
             above = self._children(up)
-            if above is not None and name not in above:
+            if above is None or name not in above:  # a missing parent has no children: no listing
                 self._cache[directory] = None
                 return None
         self.listings += 1

@@ -146,17 +146,20 @@ def fault_point(name: str) -> None:
 _fault_hits: dict[str, int] = {}
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `path` so readers see the old content or the new, never a torn file."""
+def atomic_write_text(path: Path, text: str, fault: str | None = None) -> None:
+    """Write `path` so readers see the old content or the new, never a torn file.
+
+    `fault` names the fault point halfway through the write (for the reliability tests).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             half = len(text) // 2
             f.write(text[:half])
-            if path.suffix == ".json":
+            if fault is not None:
                 f.flush()
-                fault_point("mid-record")
+                fault_point(fault)
             f.write(text[half:])
             f.flush()
             os.fsync(f.fileno())
@@ -221,7 +224,7 @@ class Ledger:
         if not record.created:
             record.created = record.updated
         try:
-            atomic_write_text(self.record_path(record), json.dumps(record.to_json(), indent=1))
+            atomic_write_text(self.record_path(record), json.dumps(record.to_json(), indent=1), fault="mid-record")
         except OSError as e:
             raise EnvironmentFailure(f"cannot write the ledger record {self.record_path(record)}: {e}") from e
 

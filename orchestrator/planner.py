@@ -10,6 +10,8 @@ This is also the API an entry script uses to read its parameters by index:
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
@@ -19,6 +21,7 @@ from typing import Any
 from orchestrator.config import ProjectConfig, load_config
 from orchestrator.errors import UserError
 from orchestrator.experiment import ExperimentFile, read_experiment_file
+from orchestrator.ledger import STATE_DIR
 from orchestrator.save_paths import SavePathTemplate, experiment_name, template_constants
 from orchestrator.sweep import DEFAULT_SWEEP_KEYS, Sweep
 
@@ -131,5 +134,30 @@ def load_experiment(
     root: str | Path = ".",
     keys: Sequence[str] = DEFAULT_SWEEP_KEYS,
 ) -> ExperimentPlan:
-    """For entry scripts: the experiment at `path`, with `config.json` read from `root`."""
-    return plan_experiment(path, load_config(root), 1, keys)
+    """For entry scripts: the experiment at `path`, with `config.json` read from `root`.
+
+    Inside a task the orchestrator submitted for this very file, the file's content as it was at
+    submission is used (saved beside the job script): a task that starts after the file was edited
+    runs the params its index had when it was submitted, which is what `status` attributes to it.
+    """
+    config = load_config(root)
+    file = submitted_version(path) or read_experiment_file(path)
+    return ExperimentPlan(file, config, 1, keys)
+
+
+SNAPSHOT = "experiment.json"  # in the submission's run directory, beside job.sh and tasks.txt
+_TAG = re.compile(r"orch-[A-Za-z0-9-]+")
+
+
+def submitted_version(path: str | Path) -> ExperimentFile | None:
+    """The snapshot of `path` taken at submission, when this process runs inside a task of ours for it."""
+    given, root, tag = (os.environ.get(k) for k in ("ORCH_EXPERIMENT", "ORCH_ROOT", "SLURM_JOB_NAME"))
+    if not (given and root and tag and _TAG.fullmatch(tag)) or os.path.abspath(path) != os.path.abspath(given):
+        return None
+    try:
+        saved = json.loads((Path(root) / STATE_DIR / "runs" / tag / SNAPSHOT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # submitted before snapshots existed, or cleaned up: the file as it is now
+    if not isinstance(saved, dict) or not isinstance(saved.get("data"), dict):
+        return None
+    return ExperimentFile(path=str(path), data=saved["data"], content_hash=str(saved.get("hash", "")))

@@ -200,7 +200,8 @@ def _classify_attempt(index: int, count: int, attempt: Attempt, seen: Observatio
         # an intent whose sbatch never answered: nothing is known to be queued
         return IndexStatus(index, MISSING, count, attempt)
     live = seen.queue.get((record.job_id, attempt.task_id))
-    if live is not None and code is None:
+    if live is not None and (code is None or code == 0):
+        # still queued (code 0: the index has just finished, its task is completing): in flight, not missing
         if live.state in _PENDING_STATES:
             return IndexStatus(index, PENDING, count, attempt, live.reason or None)
         if live.state in _RUNNING_STATES:
@@ -238,9 +239,11 @@ def _failed_by_code(index: int, count: int, attempt: Attempt, code: int) -> Inde
 # -- gathering the observations (the I/O) ------------------------------------------------------
 
 
-def result_paths_present(plan: ExperimentPlan, scanner: ResultScanner, marker: str | None) -> set[int]:
+def result_paths_present(
+    plan: ExperimentPlan, scanner: ResultScanner, marker: str | None, indices: Iterable[int] | None = None
+) -> set[int]:
     by_path: dict[str, list[int]] = {}
-    for index, path in plan.save_paths():
+    for index, path in plan.save_paths(indices):
         by_path.setdefault(path, []).append(index)
     complete = scanner.complete(by_path, marker)
     return {index for path in complete for index in by_path[path]}
@@ -325,6 +328,17 @@ def gather(
                 # a submit died between sbatch and its ledger write: the queue knows the job by our tag
                 attempt.record.job_id = by_tag[attempt.record.tag]
         on_slurm = [a for a in on_slurm if a.record.job_id]
+        # Results were scanned before squeue answered, and a task writes its result before it leaves the
+        # queue: look again at the indices whose task is no longer queued, or one that just finished is missed.
+        rescan = ResultScanner(str(ledger.root))
+        for plan, _records, latest, _attempts, _edited, done in staged:
+            gone = [
+                i
+                for i, a in latest.items()
+                if i not in done and a.record.job_id and (a.record.job_id, a.task_id) not in queue
+            ]
+            if gone:
+                done |= result_paths_present(plan, rescan, marker, gone)
         finished = sorted({a.record.job_id for a in on_slurm if (a.record.job_id, a.task_id) not in queue})
         if finished:
             found = slurm.sacct(finished)

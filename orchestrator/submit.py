@@ -10,6 +10,7 @@ The pure steps (selection, grouping, splitting) are functions of data; the I/O i
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
@@ -30,7 +31,7 @@ from orchestrator.ledger import (
     now,
     pid_alive,
 )
-from orchestrator.planner import ExperimentPlan
+from orchestrator.planner import SNAPSHOT, ExperimentPlan
 from orchestrator.profile import ClusterProfile
 from orchestrator.render import ArrayScript, load_template, render_script
 from orchestrator.slurm_commands import SlurmCommands
@@ -430,6 +431,9 @@ class Submitter:
         try:
             atomic_write_text(Path(script.task_file), "".join(" ".join(map(str, t)) + "\n" for t in tasks))
             atomic_write_text(run_dir / "job.sh", text)
+            # what the tasks run, even if the file is edited while they wait (see planner.load_experiment)
+            snapshot = {"experiment": plan.path, "hash": plan.file.content_hash, "data": plan.file.data}
+            atomic_write_text(run_dir / SNAPSHOT, json.dumps(snapshot))
             log_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise SubmitFailed(_so_far(report, f"cannot write the job files in {run_dir}: {e}"), report) from e
