@@ -305,10 +305,12 @@ def gather(
     staged = []
     unresolved: list[Attempt] = []
     for plan in plans:
+        known_problems = len(ledger.problems)
         records = ledger.records(ledger.experiment_key(plan.path))
+        problems = ledger.problems[known_problems:]  # damaged records of this experiment's group
         latest, attempts, edited = latest_attempts(plan, records)
         done = result_paths_present(plan, scanner, marker)
-        staged.append((plan, records, latest, attempts, edited, done))
+        staged.append((plan, problems, latest, attempts, edited, done))
         unresolved.extend(a for i, a in latest.items() if i not in done)
 
     on_slurm = [a for a in unresolved if a.record.executor == "slurm" and (a.record.job_id or _open(a.record))]
@@ -331,7 +333,7 @@ def gather(
         # Results were scanned before squeue answered, and a task writes its result before it leaves the
         # queue: look again at the indices whose task is no longer queued, or one that just finished is missed.
         rescan = ResultScanner(str(ledger.root))
-        for plan, _records, latest, _attempts, _edited, done in staged:
+        for plan, _problems, latest, _attempts, _edited, done in staged:
             gone = [
                 i
                 for i, a in latest.items()
@@ -355,8 +357,7 @@ def gather(
         local_alive=local_runs_alive({a.record.tag: a.record for a in unresolved}.values()),
     )
     out = []
-    for plan, _records, latest, attempts, edited, done in staged:
+    for plan, problems, latest, attempts, edited, done in staged:
         seen.done = done
-        notes = list(ledger.problems)
-        out.append(ExperimentStatus(plan, classify(plan, latest, attempts, seen), edited, notes))
+        out.append(ExperimentStatus(plan, classify(plan, latest, attempts, seen), edited, list(problems)))
     return out

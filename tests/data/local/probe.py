@@ -15,12 +15,14 @@ Optional behaviour, from the environment:
     PROBE_SLEEP            seconds to sleep before writing the result
     PROBE_FAIL_DIR         a directory; when <index>.fail exists there, print a line and exit with
                            the code it holds, writing no result
+    PROBE_IGNORE_TERM      when set, SIGTERM is ignored (as by a script busy saving a checkpoint)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -65,6 +67,8 @@ def starts() -> int:
 
 def main() -> int:
     experiment, index = sys.argv[1], int(sys.argv[2])
+    if os.environ.get("PROBE_IGNORE_TERM"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     pids = os.environ.get("PROBE_PIDS")
     if pids:
         Path(pids, f"{index}.pid").write_text(f"{os.getpid()} {os.getpgid(0)}\n")
