@@ -285,8 +285,10 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     plans = _plans(args)
     profile = _profile(args)
     ledger = Ledger(Path("."))
-    with submission_lock(ledger):
-        result = cancel(plans, ledger, _slurm_if_available(), profile.completion_marker)
+    # not the lock around it all: a local run holds it until it ends (cancel takes it for Slurm's part)
+    result = cancel(
+        plans, ledger, _slurm_if_available(), profile.completion_marker, lock=lambda: submission_lock(ledger)
+    )
     if args.json:
         sys.stdout.write(json.dumps(result.to_json()) + "\n")
         return 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,39 +30,70 @@ class CancelResult:
 
 
 def cancel(
-    plans: Sequence[ExperimentPlan], ledger: Ledger, slurm: SlurmReader | None, marker: str | None = None
+    plans: Sequence[ExperimentPlan],
+    ledger: Ledger,
+    slurm: SlurmReader | None,
+    marker: str | None = None,
+    lock: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
 ) -> CancelResult:
-    """Cancel the running and pending tasks that hold these experiments' indices: one scancel call."""
+    """Cancel the running and pending tasks that hold these experiments' indices.
+
+    Local runs first, without `lock` (a local run holds the submit lock until it ends): their
+    process gets SIGTERM, stops its tasks and records itself which were cut short. Then Slurm's,
+    under `lock()` so that no submit is halfway through creating jobs: one scancel call.
+    """
     result = CancelResult()
-    targets: set[str] = set()
     local_pids: set[int] = set()
-    cancelled: dict[str, tuple[SubmissionRecord, set[int]]] = {}
+    on_slurm = False
     for status in gather(plans, ledger, slurm, marker):
-        indices = []
+        indices = result.cancelled.setdefault(status.plan.path, [])
         for s in status.indices:
             if s.state not in (RUNNING, PENDING) or s.last is None:
                 continue
-            indices.append(s.index)
-            record = s.last.record
-            cancelled.setdefault(record.tag, (record, set()))[1].add(s.last.task_id)
-            if record.executor == "slurm" and record.job_id:
-                targets.add(f"{record.job_id}_{s.last.task_id}")
-            elif record.pid:
-                local_pids.add(record.pid)
-        result.cancelled[status.plan.path] = indices
-    if targets:
-        if slurm is None or not hasattr(slurm, "scancel"):
-            raise SlurmError("scancel is not available here; nothing was cancelled")
-        slurm.scancel(sorted(targets))  # type: ignore[attr-defined]
+            if s.last.record.executor == "local":
+                indices.append(s.index)
+                if s.last.record.pid:
+                    local_pids.add(s.last.record.pid)
+            else:
+                on_slurm = True
     for pid in local_pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)  # the local executor stops its children and records it
+    if on_slurm:
+        with lock():
+            _cancel_on_slurm(plans, ledger, slurm, marker, result)
+    return result
+
+
+def _cancel_on_slurm(
+    plans: Sequence[ExperimentPlan],
+    ledger: Ledger,
+    slurm: SlurmReader | None,
+    marker: str | None,
+    result: CancelResult,
+) -> None:
+    targets: set[str] = set()
+    cancelled: dict[str, tuple[SubmissionRecord, set[int]]] = {}
+    for status in gather(plans, ledger, slurm, marker):
+        indices = result.cancelled.setdefault(status.plan.path, [])
+        for s in status.indices:
+            if s.state not in (RUNNING, PENDING) or s.last is None:
+                continue
+            record = s.last.record
+            if record.executor == "slurm" and record.job_id:
+                indices.append(s.index)
+                cancelled.setdefault(record.tag, (record, set()))[1].add(s.last.task_id)
+                targets.add(f"{record.job_id}_{s.last.task_id}")
+        indices.sort()
+    if targets:
+        if slurm is None or not hasattr(slurm, "scancel"):
+            raise SlurmError("scancel is not available here; nothing was cancelled on Slurm")
+        slurm.scancel(sorted(targets))  # type: ignore[attr-defined]
     for record, task_ids in cancelled.values():
         # remembered, so these indices count as missing (not failed) and not as an attempt
         record.cancelled_tasks = sorted(set(record.cancelled_tasks) | task_ids)
         ledger.write(record)
     result.jobs = sorted(targets)
-    return result
 
 
 @dataclass

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from orchestrator.slurm_commands import SlurmCommands
 
@@ -73,7 +73,7 @@ class LocalExecutor:
         running: dict[int, subprocess.Popen[bytes]] = {}
         codes: dict[int, int] = {}
         interrupted = False
-        previous_term = _raise_interrupt_on_sigterm()
+        previous_handlers = _raise_interrupt_on_signals()
         try:
             while waiting or running:
                 while waiting and len(running) < self.max_parallel:
@@ -95,7 +95,8 @@ class LocalExecutor:
             interrupted = True
             self._stop(running)
         finally:
-            signal.signal(signal.SIGTERM, previous_term)
+            for signum, previous in previous_handlers.items():
+                signal.signal(signum, previous)
             if self.progress is not None:
                 self.progress.write("\n")
                 self.progress.flush()
@@ -128,13 +129,20 @@ class LocalExecutor:
             output.close()
 
     def _stop(self, running: Mapping[int, subprocess.Popen[bytes]]) -> None:
+        """As Slurm stops a job: SIGTERM to each task's process group, then, after the grace period,
+        SIGKILL to whatever is left of it. The whole group is waited for, not only the task's shell:
+        the command (one saving a checkpoint, or ignoring SIGTERM) may outlive it. A second Ctrl-C
+        ends the grace period at once."""
         for process in running.values():
             _signal_group(process, signal.SIGTERM)
         deadline = time.monotonic() + self.kill_grace
-        for process in running.values():
-            try:
-                process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+        try:
+            while time.monotonic() < deadline and any(_group_alive(p) for p in running.values()):
+                time.sleep(self.poll_interval)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for process in running.values():
                 _signal_group(process, signal.SIGKILL)
                 process.wait()
 
@@ -174,10 +182,26 @@ def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
         os.killpg(process.pid, signum)
 
 
-def _raise_interrupt_on_sigterm() -> signal.Handlers | Callable[..., object] | int | None:
-    """Treat SIGTERM like Ctrl-C while children run, so they are stopped and the ledger updated."""
+def _group_alive(process: subprocess.Popen[bytes]) -> bool:
+    """Whether any process of the task's group is left (the shell is reaped by the poll)."""
+    process.poll()
+    try:
+        os.killpg(process.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _raise_interrupt_on_signals() -> dict[int, Any]:
+    """Treat SIGTERM, and SIGHUP (the terminal closed) unless ignored as under nohup, like Ctrl-C
+    while children run, so they are stopped and the ledger updated. The previous handlers."""
 
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    return signal.signal(signal.SIGTERM, handler)
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, handler)}
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, handler)
+    return previous

@@ -510,6 +510,11 @@ class Submitter:
             cpus_per_task=cpus_per_task,
         )
         record.status = Status.INTERRUPTED if outcome.interrupted else Status.FINISHED
+        if outcome.interrupted:
+            # Tasks the interruption stopped or never started were not attempts, as with `cancel`:
+            # their indices are missing again, and max_attempts never gives them up.
+            cut_short = set(range(len(record.tasks))) - set(outcome.task_exit_codes)
+            record.cancelled_tasks = sorted(set(record.cancelled_tasks) | cut_short)
         self.ledger.write(record)
         submission.interrupted = outcome.interrupted
         submission.failed_indices = [

@@ -13,6 +13,7 @@ Optional behaviour, from the environment:
     PROBE_BARRIER          N: after "start", wait until N "start" lines exist (at most
                            PROBE_BARRIER_TIMEOUT seconds, default 60; then go on regardless)
     PROBE_SLEEP            seconds to sleep before writing the result
+    PROBE_SLEEP_FROM       K: only indices K and above sleep (the others finish at once)
     PROBE_FAIL_DIR         a directory; when <index>.fail exists there, print a line and exit with
                            the code it holds, writing no result
     PROBE_IGNORE_TERM      when set, SIGTERM is ignored (as by a script busy saving a checkpoint)
@@ -71,7 +72,8 @@ def main() -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     pids = os.environ.get("PROBE_PIDS")
     if pids:
-        Path(pids, f"{index}.pid").write_text(f"{os.getpid()} {os.getpgid(0)}\n")
+        Path(pids, f".{index}.pid.tmp").write_text(f"{os.getpid()} {os.getpgid(0)}\n")
+        os.replace(Path(pids, f".{index}.pid.tmp"), Path(pids, f"{index}.pid"))  # never seen half written
     event("start", index)
     print(f"probe: index {index} of {experiment} started, pid {os.getpid()}", flush=True)
 
@@ -80,7 +82,8 @@ def main() -> int:
         deadline = time.monotonic() + float(os.environ.get("PROBE_BARRIER_TIMEOUT", "60"))
         while starts() < barrier and time.monotonic() < deadline:
             time.sleep(0.02)
-    time.sleep(float(os.environ.get("PROBE_SLEEP", "0")))
+    if index >= int(os.environ.get("PROBE_SLEEP_FROM", "0")):
+        time.sleep(float(os.environ.get("PROBE_SLEEP", "0")))
 
     fail_dir = os.environ.get("PROBE_FAIL_DIR")
     if fail_dir and Path(fail_dir, f"{index}.fail").exists():
