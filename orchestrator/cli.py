@@ -202,18 +202,21 @@ def cmd_submit(args: argparse.Namespace) -> int:
     else:
         executor = LocalExecutor(max_parallel=args.max_parallel)
     options = SubmitOptions(dry_run=args.dry_run, escalate=args.escalate, retry_given_up=args.retry_given_up)
+    # bad input (template, Slurm settings, a path the script cannot hold) fails here, before the lock
+    submitter = Submitter(ledger, profile, executor, options)
+    submitter.check(plans)
     # a dry run writes nothing, not even the lock
     with contextlib.nullcontext() if args.dry_run else submission_lock(ledger):
         try:
-            report = Submitter(ledger, profile, executor, options).submit(plans)
+            report = submitter.submit(plans)
         except SubmitFailed as e:
-            _print_submit(e.report, args.json, sys.stdout)
+            _print_submit(e.report, args.json, sys.stdout, failed=True)
             raise
     _print_submit(report, args.json, sys.stdout)
     return 0
 
 
-def _print_submit(report: SubmitReport, as_json: bool, out: TextIO) -> None:
+def _print_submit(report: SubmitReport, as_json: bool, out: TextIO, failed: bool = False) -> None:
     if as_json:
         out.write(json.dumps(report.to_json()) + "\n")
         return
@@ -242,7 +245,7 @@ def _print_submit(report: SubmitReport, as_json: bool, out: TextIO) -> None:
             )
     for note in report.notes:
         out.write(f"note: {note}\n")
-    if not report.submissions:
+    if not report.submissions and not failed:  # a failed submit says on stderr what was not submitted
         skipped = ", ".join(
             f"{o.experiment}: {o.skipped['done']} done, {o.skipped['running']} running, {o.skipped['pending']} pending"
             for o in report.outcomes

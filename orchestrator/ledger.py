@@ -35,6 +35,8 @@ from orchestrator.errors import EnvironmentFailure
 
 STATE_DIR = ".orchestrator"
 RECORD_VERSION = 1
+_SNAPSHOT = "experiment.json"  # planner.SNAPSHOT (planner imports this module)
+_DEFAULT_KEYS = ("metaParameters",)  # sweep.DEFAULT_SWEEP_KEYS: a snapshot does not record the keys
 
 
 class Status:
@@ -77,6 +79,8 @@ class SubmissionRecord:
     note: str | None = None
     cancelled_tasks: list[int] = field(default_factory=list)  # tasks stopped by `orchestrator cancel`
     version: int = RECORD_VERSION
+    # set (never written) on a record rebuilt from the run directory of a damaged one: its path
+    salvaged_from: str | None = field(default=None, compare=False)
 
     @property
     def indices(self) -> list[int]:
@@ -87,7 +91,9 @@ class SubmissionRecord:
         return self.job_id if self.job_id else f"local:{self.tag}"
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        del data["salvaged_from"]
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> SubmissionRecord:
@@ -96,13 +102,60 @@ class SubmissionRecord:
         missing = [name for name in _REQUIRED if name not in data]
         if missing:
             raise ValueError(f"missing {', '.join(missing)}")
-        names = {f.name for f in fields(cls)}
+        names = {f.name for f in fields(cls)} - {"salvaged_from"}
         record = cls(**{k: v for k, v in data.items() if k in names})
-        if not isinstance(record.tasks, list) or not all(
-            isinstance(t, list) and all(isinstance(i, int) for i in t) for t in record.tasks
-        ):
+        for name, expected in _FIELD_TYPES.items():
+            value = getattr(record, name)
+            if not isinstance(value, expected) or isinstance(value, bool):
+                raise ValueError(f"{name} is {type(value).__name__}, not {_type_names(expected)}")
+        if not _int_lists(record.tasks):
             raise ValueError("tasks is not a list of index lists")
+        if not _int_lists([record.cancelled_tasks]):
+            raise ValueError("cancelled_tasks is not a list of task ids")
+        if not all(isinstance(k, str) for k in record.keys):
+            raise ValueError("keys is not a list of strings")
+        if record.job_id is not None and not re.fullmatch(r"\d+", record.job_id):
+            raise ValueError(f"job_id {record.job_id!r} is not a Slurm job id")
         return record
+
+
+def _int_lists(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(t, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in t) for t in value
+    )
+
+
+def _type_names(expected: type | tuple[type, ...]) -> str:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join("null" if t is type(None) else t.__name__ for t in types)
+
+
+_NONE = type(None)
+# every field but tasks and cancelled_tasks (checked element by element): a record that passed here
+# cannot crash status or submit later
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "tag": str,
+    "status": str,
+    "executor": str,
+    "experiment": str,
+    "experiment_key": str,
+    "experiment_hash": str,
+    "experiment_data": dict,
+    "keys": list,
+    "resources": dict,
+    "script_path": str,
+    "task_file": str,
+    "log_dir": str,
+    "script": str,
+    "job_id": (str, _NONE),
+    "created": str,
+    "updated": str,
+    "git": dict,
+    "host": str,
+    "pid": (int, _NONE),
+    "note": (str, _NONE),
+    "version": int,
+}
 
 
 _REQUIRED = (
@@ -252,6 +305,49 @@ class Ledger:
                 yield SubmissionRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
             except (OSError, UnicodeDecodeError, ValueError, TypeError) as e:
                 self.problems.append(f"{path}: damaged ledger record skipped ({_one_line(e)})")
+                salvaged = self._salvage(path)
+                if salvaged is not None:
+                    yield salvaged
+
+    def _salvage(self, path: Path) -> SubmissionRecord | None:
+        """What a damaged record's own run directory still tells: its tag (in the file name), the
+        tasks (tasks.txt, which the jobs read) and the experiment as submitted (the snapshot).
+
+        The result is an open (unconfirmed) Slurm record without a job id: readers look for its tag in
+        the queue, so a job that is still queued is not submitted again. It is never written back.
+        """
+        _, _, rest = path.name.partition("-orch-")
+        if not rest.endswith(".json"):
+            return None
+        tag = "orch-" + rest[: -len(".json")]
+        run_dir = self.run_dir(tag)
+        try:
+            lines = (run_dir / "tasks.txt").read_text(encoding="utf-8").splitlines()
+            tasks = [[int(i) for i in line.split()] for line in lines]
+            snapshot = json.loads((run_dir / _SNAPSHOT).read_text(encoding="utf-8"))
+            experiment, digest, data = snapshot["experiment"], snapshot["hash"], snapshot["data"]
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+            return None
+        if not (tasks and all(tasks) and isinstance(experiment, str) and isinstance(data, dict)):
+            return None
+        return SubmissionRecord(
+            tag=tag,
+            status=Status.UNCONFIRMED,
+            executor="slurm",
+            experiment=experiment,
+            experiment_key=self.experiment_key(experiment),
+            experiment_hash=str(digest),
+            experiment_data=data,
+            keys=list(_DEFAULT_KEYS),
+            tasks=tasks,
+            resources={},
+            script_path=str(run_dir / "job.sh"),
+            task_file=str(run_dir / "tasks.txt"),
+            log_dir="",
+            script="",
+            note=f"salvaged from the damaged record {path}",
+            salvaged_from=str(path),
+        )
 
 
 def _one_line(error: BaseException) -> str:
@@ -280,6 +376,7 @@ def git_state(root: Path, timeout: float = 10.0) -> dict[str, Any]:
 
 LOCK_STALE_SECONDS = 300.0  # a lock not refreshed for this long belongs to a dead submit
 LOCK_REFRESH_SECONDS = 30.0
+TAKEOVER_STALE_SECONDS = 30.0  # a takeover guard is held for milliseconds; older, its holder died
 
 
 class SubmitLock:
@@ -341,26 +438,51 @@ class SubmitLock:
             return "holder unknown"
 
     def _take_over_if_stale(self) -> bool:
+        """Remove the lock if its holder is gone; True when the caller should try to create it again.
+
+        Judging and removing are two steps: another process may take the stale lock over in between,
+        and its fresh lock must not be moved away. So only the holder of a second O_EXCL file (the
+        takeover guard) removes a stale lock, and it judges the lock again while holding the guard.
+        """
+        stale = self._stale()
+        if stale is None:
+            return True  # released meanwhile: try again
+        if not stale:
+            return False
+        guard = self.path.with_name(f"{self.path.name}.takeover")
+        try:
+            fd = os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            with contextlib.suppress(FileNotFoundError):
+                if time.time() - guard.stat().st_mtime > TAKEOVER_STALE_SECONDS:
+                    guard.unlink()  # left by a process that died while taking over
+            return False  # someone else is taking over: wait and look again
+        os.close(fd)
+        try:
+            if self._stale():  # still the stale lock, and nobody else may remove it now
+                moved = self.path.with_name(f"{self.path.name}.stale-{os.getpid()}")
+                try:
+                    os.rename(self.path, moved)
+                except FileNotFoundError:
+                    return True
+                moved.unlink(missing_ok=True)
+        finally:
+            guard.unlink(missing_ok=True)
+        return True
+
+    def _stale(self) -> bool | None:
+        """Whether the lock file belongs to a dead submit (None: there is no lock file)."""
         try:
             age = time.time() - self.path.stat().st_mtime
         except FileNotFoundError:
-            return True  # released meanwhile: try again
+            return None
         try:
             data = json.loads(self.path.read_text())
         except (OSError, ValueError):
             data = None  # being written, or damaged: only its age tells
         holder = data if isinstance(data, dict) else {}
         dead_here = holder.get("host") == socket.gethostname() and not pid_alive(holder.get("pid"))
-        if dead_here or age > LOCK_STALE_SECONDS:
-            # rename first: of two processes taking over at once, only one moves the stale file
-            stale = self.path.with_name(f"{self.path.name}.stale-{os.getpid()}")
-            try:
-                os.rename(self.path, stale)
-            except FileNotFoundError:
-                return True
-            stale.unlink(missing_ok=True)
-            return True
-        return False
+        return dead_here or age > LOCK_STALE_SECONDS
 
 
 def pid_alive(pid: object) -> bool:

@@ -10,13 +10,16 @@ functions in `slurm_formats`.
 from __future__ import annotations
 
 import collections
+import ctypes
 import getpass
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from random import uniform
 from time import sleep
@@ -62,6 +65,33 @@ _MAY_EXIST = "the job may or may not have been created: look for its tag in sque
 _JOB_ID = re.compile(r"\d+(?:_\d+|\+\d+)?")
 _MAX_BACKOFF = 30.0  # seconds: the cap on one jittered wait between attempts
 _STDERR_SHOWN = 300  # characters of stderr quoted in a one-line message
+
+
+# Linux: prctl(PR_SET_PDEATHSIG) asks the kernel to signal a child when its parent dies.
+_PR_SET_PDEATHSIG = 1
+try:
+    _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+except OSError:
+    _LIBC = None
+
+
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """A preexec_fn that SIGKILLs the child (sbatch, scancel) when this process dies.
+
+    Without it, a submit killed while sbatch is in flight leaves an orphaned sbatch that may create
+    the job after the next submit has looked for the tag and found nothing: a duplicate. The
+    library is loaded before fork, so the child only makes one foreign call before exec.
+    """
+    if _LIBC is None:
+        return None
+    libc = _LIBC
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
 
 
 def _summary(stderr: str) -> str:
@@ -164,6 +194,8 @@ class SlurmCommands:
                     env=env,
                     stdin=subprocess.DEVNULL,
                     check=False,
+                    # a command that changes state must not outlive us: see _die_with_parent
+                    preexec_fn=None if retry else _die_with_parent(os.getpid()),
                 )
             except FileNotFoundError:
                 raise SlurmError(f"{name} not found on PATH", command=command) from None

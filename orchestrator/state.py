@@ -308,6 +308,9 @@ def gather(
         known_problems = len(ledger.problems)
         records = ledger.records(ledger.experiment_key(plan.path))
         problems = ledger.problems[known_problems:]  # damaged records of this experiment's group
+        if slurm is None:
+            # a record salvaged from a damaged one is confirmed (or not) only by Slurm's queue
+            records = [r for r in records if r.salvaged_from is None]
         latest, attempts, edited = latest_attempts(plan, records)
         done = result_paths_present(plan, scanner, marker)
         staged.append((plan, problems, latest, attempts, edited, done))

@@ -250,20 +250,34 @@ class Submitter:
         self.options = options or SubmitOptions()
         self.slurm = _CachedQueue(executor.commands) if isinstance(executor, SlurmExecutor) else None
         self.template_text = load_template(profile.template)
+        # read the Slurm settings now: a bad ORCHESTRATOR_SLURM_* is bad input, found before any write
+        self._state_reader = self.slurm if self.slurm is not None else _available(SlurmCommands.from_environment())
+
+    def check(self, plans: Sequence[ExperimentPlan]) -> None:
+        """Find bad input before anything is written or submitted: render each experiment's script once.
+
+        The template, the experiment paths (a log directory that `--output` cannot hold) and the
+        profile's options are all in the script; `cmd_submit` calls this before taking the lock, and
+        `submit` again, so no experiment is refused after an earlier one went out.
+        """
+        for plan in plans:
+            self._script(plan, "orch-check-0000000000", [[0]], Resources(self.profile.time, self.profile.mem_per_cpu))
 
     # -- entry ---------------------------------------------------------------------------------
 
     def submit(self, plans: Sequence[ExperimentPlan]) -> SubmitReport:
         report = SubmitReport(dry_run=self.options.dry_run, executor=self.executor.name)
+        self.check(plans)
         try:
             if not self.options.dry_run:
                 self._reconcile(plans, report)
             statuses = gather(plans, self.ledger, self._slurm_for_state(), self.profile.completion_marker)
+            report.notes.extend(dict.fromkeys(self.ledger.problems))
+            # the limits (scontrol, sacctmgr, squeue for the free capacity) too: nothing has gone out yet
+            planned = self._plan_arrays(statuses, report)
         except SlurmError as e:
             # without the queue we cannot tell pending from missing: guessing could double-submit
             raise SubmitFailed(f"cannot read Slurm's state ({e}); nothing was submitted", report) from e
-        report.notes.extend(dict.fromkeys(self.ledger.problems))
-        planned = self._plan_arrays(statuses, report)
         for plan, resources, arrays in planned:
             for array in arrays:
                 self._submit_array(plan, resources, array, report)
@@ -283,7 +297,11 @@ class Submitter:
                     if record.host == host and not pid_alive(record.pid):
                         record.status, record.note = Status.INTERRUPTED, "the local run's process ended unrecorded"
                         self.ledger.write(record)
-                elif record.executor == "slurm" and record.status in (Status.INTENT, Status.UNCONFIRMED):
+                elif (
+                    record.executor == "slurm"
+                    and record.status in (Status.INTENT, Status.UNCONFIRMED)
+                    and record.salvaged_from is None  # rebuilt from a damaged record: read-only
+                ):
                     open_slurm.append(record)
         if not open_slurm:
             return
@@ -310,11 +328,8 @@ class Submitter:
             report.notes.append(f"{record.tag}: {record.note}" + (f", job {job_id}" if job_id else ""))
 
     def _slurm_for_state(self) -> _CachedQueue | SlurmCommands | None:
-        if self.slurm is not None:
-            return self.slurm
         # local runs can still be asked about Slurm jobs recorded earlier, where Slurm exists
-        commands = SlurmCommands.from_environment()
-        return commands if commands.available() else None
+        return self._state_reader
 
     # -- planning arrays -------------------------------------------------------------------------
 
@@ -385,22 +400,8 @@ class Submitter:
         key = ledger.experiment_key(plan.path)
         tag = ledger.new_tag(key)
         run_dir = ledger.run_dir(tag)
-        log_dir = plan.config.log_dir.absolute() / plan.name / tag
-        profile = self.profile.with_resources(time=resources.time, mem_per_cpu=resources.mem_per_cpu)
-        script = ArrayScript(
-            tag=tag,
-            project_root=str(ledger.root),
-            experiment=plan.path,
-            task_file=str(run_dir / "tasks.txt"),
-            log_dir=str(log_dir),
-            num_tasks=len(tasks),
-            throttle=profile.throttle,
-            parallel=profile.parallel,
-            sbatch_options=profile.sbatch_options(),  # the same script runs locally: directives are comments there
-            setup=profile.setup,
-            command=profile.command,
-        )
-        text = render_script(script, self.template_text, profile.template)
+        profile, script, text = self._script(plan, tag, tasks, resources)
+        log_dir = Path(script.log_dir)
         indices = [i for task in tasks for i in task]
         submission = Submission(
             plan.path, tag, None, indices, len(tasks), str(run_dir / "job.sh"), resources, self.executor.name, text
@@ -443,6 +444,27 @@ class Submitter:
             self._sbatch(record, submission, report)
         else:
             self._run_locally(record, submission, report, profile.cpus_per_task)
+
+    def _script(
+        self, plan: ExperimentPlan, tag: str, tasks: list[list[int]], resources: Resources
+    ) -> tuple[ClusterProfile, ArrayScript, str]:
+        """The profile with these resources, the script's data and its rendered text (UserError if bad)."""
+        run_dir = self.ledger.run_dir(tag)
+        profile = self.profile.with_resources(time=resources.time, mem_per_cpu=resources.mem_per_cpu)
+        script = ArrayScript(
+            tag=tag,
+            project_root=str(self.ledger.root),
+            experiment=plan.path,
+            task_file=str(run_dir / "tasks.txt"),
+            log_dir=str(plan.config.log_dir.absolute() / plan.name / tag),
+            num_tasks=len(tasks),
+            throttle=profile.throttle,
+            parallel=profile.parallel,
+            sbatch_options=profile.sbatch_options(),  # the same script runs locally: directives are comments there
+            setup=profile.setup,
+            command=profile.command,
+        )
+        return profile, script, render_script(script, self.template_text, profile.template)
 
     def _sbatch(self, record: SubmissionRecord, submission: Submission, report: SubmitReport) -> None:
         assert isinstance(self.executor, SlurmExecutor)
@@ -523,6 +545,10 @@ class Submitter:
         report.submissions.append(submission)
         if outcome.interrupted:
             raise KeyboardInterrupt
+
+
+def _available(commands: SlurmCommands) -> SlurmCommands | None:
+    return commands if commands.available() else None
 
 
 def _slurm_time(iso: str, hours_before: int) -> str:
