@@ -23,20 +23,26 @@ class ResultScanner:
 
     def existing(self, paths: Iterable[str]) -> set[str]:
         """The subset of `paths` (relative to the root, or absolute) that exist."""
-        paths = list(paths)
-        if not paths:
+        # Each path is normalized and split once, and grouped by its parent: parents are far fewer.
+        by_parent: dict[str, list[tuple[str, str]]] = {}
+        for path in paths:
+            parent, name = os.path.split(os.path.normpath(path))
+            entries = by_parent.get(parent)
+            if entries is None:
+                entries = by_parent[parent] = []
+            entries.append((name, path))
+        if not by_parent:
             return set()
         # Never list above the paths' common ancestor: `/scratch` may hold every user's directory.
         try:
-            self._top = os.path.commonpath([os.path.dirname(os.path.normpath(p)) for p in paths])
+            self._top = os.path.commonpath(list(by_parent))
         except ValueError:  # relative and absolute mixed
             self._top = ""
-        found = set()
-        for path in paths:
-            parent, name = os.path.split(os.path.normpath(path))
+        found: set[str] = set()
+        for parent, entries in by_parent.items():
             children = self._children(parent)
-            if children is not None and name in children:
-                found.add(path)
+            if children:
+                found.update(path for name, path in entries if name in children)
         return found
 
     def complete(self, paths: Iterable[str], marker: str | None) -> set[str]:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from orchestrator.errors import EnvironmentFailure, SlurmError, SlurmRejected, SlurmUnavailable, SubmitLimitReached
 from orchestrator.executors import LocalExecutor, SlurmExecutor
@@ -250,6 +251,7 @@ class Submitter:
         self.options = options or SubmitOptions()
         self.slurm = _CachedQueue(executor.commands) if isinstance(executor, SlurmExecutor) else None
         self.template_text = load_template(profile.template)
+        self._git: dict[str, Any] | None = None  # git_state: two git runs, once per submit, not per array
         # read the Slurm settings now: a bad ORCHESTRATOR_SLURM_* is bad input, found before any write
         self._state_reader = self.slurm if self.slurm is not None else _available(SlurmCommands.from_environment())
 
@@ -424,7 +426,7 @@ class Submitter:
             task_file=script.task_file,
             log_dir=script.log_dir,
             script=text,
-            git=git_state(ledger.root),
+            git=self._git_state(),
             host=socket.gethostname(),
             pid=os.getpid(),
             created=now(),
@@ -465,6 +467,11 @@ class Submitter:
             command=profile.command,
         )
         return profile, script, render_script(script, self.template_text, profile.template)
+
+    def _git_state(self) -> dict[str, Any]:
+        if self._git is None:
+            self._git = git_state(self.ledger.root)
+        return dict(self._git)
 
     def _sbatch(self, record: SubmissionRecord, submission: Submission, report: SubmitReport) -> None:
         assert isinstance(self.executor, SlurmExecutor)

@@ -78,6 +78,10 @@ class Sweep:
         self._skeleton = _build_skeleton(self.axes)
         self._fragments = _params_string_fragments(self.axes, single_key=len(self.keys) == 1)
         self._static_order = _fragments_in_axis_order(self._fragments)
+        # per axis: (size, text per value), leaving out one-value axes that add no text (`params_string`)
+        self._axis_texts = tuple(
+            (n, tuple(text for text, _ in f)) for n, f in zip(self.sizes, self._fragments) if n > 1 or f[0][0]
+        )
         self._json_values = tuple(tuple(json.dumps(v) for v in a.values) for a in self.axes)
         self._json_literals, fields = _json_pieces(self._skeleton_params())
         self._json_in_axis_order = fields == list(range(len(self.axes)))
@@ -117,7 +121,19 @@ class Sweep:
 
     def params_string(self, index: int) -> str:
         """The `{params}` string: `path-value` leaves of the params, sorted, joined with '_'."""
-        return self._params_string_from(self.choices(index))
+        if not self._static_order:
+            return self._params_string_from(self.choices(index))
+        # one mixed-radix pass (first axis fastest), each digit picking its axis' pre-joined text
+        parts = []
+        for size, texts in self._axis_texts:
+            if size == 1:
+                parts.append(texts[0])
+                continue
+            index, digit = divmod(index, size)
+            text = texts[digit]
+            if text:
+                parts.append(text)
+        return "_".join(parts)
 
     def params_json(self, index: int) -> str:
         """`json.dumps(self.params(index))`, from text pre-rendered per axis value."""

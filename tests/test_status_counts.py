@@ -22,11 +22,11 @@ from conftest import write_experiment
 from orchestrator.config import load_config
 from orchestrator.ledger import Ledger, Status, SubmissionRecord
 from orchestrator.planner import plan_experiment
+from orchestrator.slurm_commands import SACCT_CHUNK
 
 EXPERIMENT = "experiments/big/sweep.json"
 JOBS, TASKS = 400, 250  # 100,000 indices, one per task
 FIRST_JOB = 91_000_000  # far above any real job id of the test cluster
-SACCT_CHUNK = 200
 WRAPPED = ("squeue", "sacct", "sbatch", "scancel", "scontrol", "sacctmgr")
 
 
