@@ -333,19 +333,26 @@ def gather(
                 # a submit died between sbatch and its ledger write: the queue knows the job by our tag
                 attempt.record.job_id = by_tag[attempt.record.tag]
         on_slurm = [a for a in on_slurm if a.record.job_id]
-        # Results were scanned before squeue answered, and a task writes its result before it leaves the
-        # queue: look again at the indices whose task is no longer queued, or one that just finished is missed.
+    # Read after squeue answered: a task writes its exit status before it leaves the queue.
+    exit_codes = read_exit_codes(unresolved)
+    if on_slurm:
+        # Results were scanned before squeue answered: an index whose task has left the queue since,
+        # exiting 0, wrote its result meanwhile. Look again at just those, or it would look missing.
         rescan = ResultScanner(str(ledger.root))
         for plan, _problems, latest, _attempts, _edited, done in staged:
             gone = [
                 i
                 for i, a in latest.items()
-                if i not in done and a.record.job_id and (a.record.job_id, a.task_id) not in queue
+                if i not in done
+                and a.record.job_id
+                and (a.record.job_id, a.task_id) not in queue
+                and exit_codes.get((a.record.tag, a.recorded_index)) == 0
             ]
             if gone:
                 done |= result_paths_present(plan, rescan, marker, gone)
         finished = sorted({a.record.job_id for a in on_slurm if (a.record.job_id, a.task_id) not in queue})
         if finished:
+            assert slurm is not None
             found = slurm.sacct(finished)
             if found is None:
                 accounting, problem = None, slurm.accounting_problem
@@ -356,7 +363,7 @@ def gather(
         queue=queue,
         accounting=accounting,
         accounting_problem=problem,
-        exit_codes=read_exit_codes(unresolved),
+        exit_codes=exit_codes,
         local_alive=local_runs_alive({a.record.tag: a.record for a in unresolved}.values()),
     )
     out = []
