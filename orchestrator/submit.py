@@ -311,7 +311,8 @@ class Submitter:
         if not commands.available():
             report.notes.append(f"{len(open_slurm)} unconfirmed Slurm submission(s); Slurm is not reachable here")
             return
-        found = {t.name: t.array_job_id for t in commands.squeue_me()}
+        queue = self.slurm.squeue_me() if self.slurm is not None else commands.squeue_me()  # shared with gather
+        found = {t.name: t.array_job_id for t in queue}
         missing = [r.tag for r in open_slurm if r.tag not in found]
         if missing:
             since = min(r.created for r in open_slurm)
