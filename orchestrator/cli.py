@@ -8,7 +8,6 @@ import dataclasses
 import itertools
 import json
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -17,15 +16,18 @@ from typing import NoReturn, TextIO
 from orchestrator.config import load_config
 from orchestrator.control import cancel, last_log
 from orchestrator.errors import EnvironmentFailure, OrchestratorError
-from orchestrator.executors import LocalExecutor, SlurmExecutor
-from orchestrator.ledger import Ledger, submission_lock
+from orchestrator.executors import Executor, LocalExecutor, SlurmExecutor
+from orchestrator.ledger import Ledger
 from orchestrator.planner import ExperimentPlan, plan_experiment
 from orchestrator.profile import ClusterProfile, load_profile
-from orchestrator.slurm_commands import SlurmCommands
+from orchestrator.result_store import FindDone, paths_store
+from orchestrator.slurm import Slurm, connect
 from orchestrator.slurm_formats import format_ranges
-from orchestrator.state import gather
+from orchestrator.state import FAILED, GIVEN_UP, STATES, gather
 from orchestrator.submit import SubmitFailed, SubmitOptions, SubmitReport, Submitter
+from orchestrator.submit_lock import SubmitLock
 from orchestrator.sweep import DEFAULT_SWEEP_KEYS
+from orchestrator.util import progress_bar
 
 
 class _Parser(argparse.ArgumentParser):
@@ -84,14 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--jsonl", action="store_true", help="one JSON object per index on stdout")
     plan.set_defaults(handler=cmd_plan)
 
-    submit = commands.add_parser("submit", help="submit the missing and failed indices as job arrays")
-    _add_common(submit)
-    _add_cluster(submit)
+    submit = _command(commands, "submit", "submit the missing and failed indices as job arrays", cmd_submit)
     submit.add_argument(
         "--executor", choices=("auto", "slurm", "local"), default="auto", help="auto: Slurm where sbatch exists"
     )
     submit.add_argument("--dry-run", action="store_true", help="show the scripts and plan; submit and record nothing")
-    submit.add_argument("--json", action="store_true", help="print one JSON object")
     submit.add_argument(
         "--escalate",
         action=argparse.BooleanOptionalAction,
@@ -100,19 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--retry-given-up", action="store_true", help="also resubmit indices past max_attempts")
     submit.add_argument("--max-parallel", type=_positive_int, help="local executor: tasks at once (default: cores)")
-    submit.set_defaults(handler=cmd_submit)
-
-    status = commands.add_parser("status", help="each index's state: done, running, pending, failed, missing")
-    _add_common(status)
-    _add_cluster(status)
-    status.add_argument("--json", action="store_true", help="print one JSON object")
-    status.set_defaults(handler=cmd_status)
-
-    cancel = commands.add_parser("cancel", help="cancel our running and pending tasks of these experiments")
-    _add_common(cancel)
-    _add_cluster(cancel)
-    cancel.add_argument("--json", action="store_true", help="print one JSON object")
-    cancel.set_defaults(handler=cmd_cancel)
+    _command(commands, "status", "each index's state: done, running, pending, failed, missing", cmd_status)
+    _command(commands, "cancel", "cancel our running and pending tasks of these experiments", cmd_cancel)
 
     logs = commands.add_parser("logs", help="the log of an index's last attempt")
     logs.add_argument("experiment", metavar="EXPERIMENT")
@@ -124,11 +112,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_cluster(parser: argparse.ArgumentParser) -> None:
+def _command(
+    commands: argparse._SubParsersAction, name: str, help: str, handler: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
+    """A subcommand on experiments that knows the cluster profile and prints JSON on request."""
+    parser = commands.add_parser(name, help=help)
+    _add_common(parser)
     parser.add_argument("--cluster", metavar="PROFILE", help="cluster profile (YAML or JSON)")
     parser.add_argument(
         "--marker", metavar="FILE", help="count an index done only when this file exists inside its save path"
     )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=handler)
+    return parser
 
 
 def _plans(args: argparse.Namespace) -> list[ExperimentPlan]:
@@ -181,31 +177,36 @@ def _profile(args: argparse.Namespace) -> ClusterProfile:
     return profile
 
 
-def _slurm_if_available() -> SlurmCommands | None:
-    commands = SlurmCommands.from_environment()
-    return commands if commands.available() else None
+def _find_done(ledger: Ledger, profile: ClusterProfile) -> FindDone:
+    return paths_store(str(ledger.root), profile.completion_marker)
+
+
+def _executor(name: str, slurm: Slurm | None, max_parallel: int | None) -> Executor:
+    if name == "auto":
+        name = "slurm" if slurm is not None else "local"
+    if name == "local":
+        return LocalExecutor(max_parallel=max_parallel)
+    if slurm is None:
+        raise EnvironmentFailure("--executor slurm: sbatch is not on PATH; nothing was submitted")
+    return SlurmExecutor(slurm)
+
+
+def _waiting_for_lock(holder: str) -> None:
+    print(f"orchestrator: waiting for another submit to finish ({holder})", file=sys.stderr, flush=True)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
     plans = _plans(args)
     profile = _profile(args)
     ledger = Ledger(Path("."))
-    executor_name = args.executor
-    if executor_name == "auto":
-        executor_name = "slurm" if shutil.which("sbatch") else "local"
-    if executor_name == "slurm":
-        commands = SlurmCommands.from_environment()
-        if not commands.available():
-            raise EnvironmentFailure("--executor slurm: sbatch is not on PATH; nothing was submitted")
-        executor: SlurmExecutor | LocalExecutor = SlurmExecutor(commands)
-    else:
-        executor = LocalExecutor(max_parallel=args.max_parallel)
+    slurm = connect()
+    executor = _executor(args.executor, slurm, args.max_parallel)
     options = SubmitOptions(dry_run=args.dry_run, escalate=args.escalate, retry_given_up=args.retry_given_up)
-    # bad input (template, Slurm settings, a path the script cannot hold) fails here, before the lock
-    submitter = Submitter(ledger, profile, executor, options)
+    # bad input (template, a path the script cannot hold) fails here, before the lock
+    submitter = Submitter(ledger, profile, executor, slurm, _find_done(ledger, profile), options)
     submitter.check(plans)
     # a dry run writes nothing, not even the lock
-    with contextlib.nullcontext() if args.dry_run else submission_lock(ledger):
+    with contextlib.nullcontext() if args.dry_run else SubmitLock(ledger.root, on_wait=_waiting_for_lock):
         try:
             report = submitter.submit(plans)
         except SubmitFailed as e:
@@ -221,26 +222,25 @@ def _print_submit(report: SubmitReport, as_json: bool, out: TextIO, failed: bool
         return
     for s in report.submissions:
         if report.dry_run:
-            out.write(f"--- {s.experiment}: would submit {s.tasks} task(s), indices {format_ranges(s.indices)}\n")
+            out.write(f"--- {s.experiment}: would submit {s.tasks} task(s), indices {s.indices.text()}\n")
             out.write(s.script_text)
             continue
         where = f"job {s.job_id}" if s.job_id else "ran locally"
         out.write(
-            f"{s.experiment}: {where} ({s.tag}): {s.tasks} task(s), indices {format_ranges(s.indices)}"
+            f"{s.experiment}: {where} ({s.tag}): {s.tasks} task(s), indices {s.indices.text()}"
             f"  [time {s.resources.time}, mem/cpu {s.resources.mem_per_cpu}]\n"
         )
         if s.failed_indices:
-            out.write(f"  failed: {format_ranges(s.failed_indices)} (see: orchestrator logs {s.experiment} INDEX)\n")
+            out.write(f"  failed: {s.failed_indices.text()} (see: orchestrator logs {s.experiment} INDEX)\n")
     for o in report.outcomes:
         if o.not_yet_submitted:
             out.write(
-                f"{o.experiment}: not yet submitted (submit limit): {format_ranges(o.not_yet_submitted)}; "
+                f"{o.experiment}: not yet submitted (submit limit): {o.not_yet_submitted.text()}; "
                 "run submit again when jobs have finished\n"
             )
         if o.given_up:
             out.write(
-                f"{o.experiment}: given up after max attempts: {format_ranges(o.given_up)}"
-                " (--retry-given-up to resend)\n"
+                f"{o.experiment}: given up after max attempts: {o.given_up.text()} (--retry-given-up to resend)\n"
             )
     for note in report.notes:
         out.write(f"note: {note}\n")
@@ -256,7 +256,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     plans = _plans(args)
     profile = _profile(args)
     ledger = Ledger(Path("."))
-    statuses = gather(plans, ledger, _slurm_if_available(), profile.completion_marker)
+    statuses = gather(plans, ledger, connect(), _find_done(ledger, profile), profile.max_attempts)
     if args.json:
         sys.stdout.write(json.dumps({"experiments": [s.to_json() for s in statuses]}) + "\n")
         return 0
@@ -264,23 +264,28 @@ def cmd_status(args: argparse.Namespace) -> int:
     for status in statuses:
         counts = status.counts()
         total = status.plan.total
-        width = 30
-        filled = width * counts["done"] // max(total, 1)
-        out.write(
-            f"{status.plan.path}  [{'#' * filled}{'.' * (width - filled)}] {counts['done']}/{total} done"
-            f"  running {counts['running']}  pending {counts['pending']}"
-            f"  failed {counts['failed']}  missing {counts['missing']}\n"
+        others = "  ".join(
+            f"{state.replace('_', ' ')} {counts[state]}"
+            for state in STATES[1:]
+            if counts[state] or state in _ALWAYS_SHOWN
         )
-        for reason, indices in sorted(status.failed_by_reason().items()):
-            out.write(f"  failed, {reason}: {format_ranges(indices)}\n")
+        out.write(
+            f"{status.plan.path}  {progress_bar(counts['done'], total)} {counts['done']}/{total} done  {others}\n"
+        )
+        for state, label in ((FAILED, "failed"), (GIVEN_UP, "given up")):
+            for reason, indices in sorted(status.reasons(state).items()):
+                out.write(f"  {label}, {reason}: {indices.text()}\n")
         if status.edited_since:
             out.write(
                 f"  note: the experiment file changed since {len(status.edited_since)} submission(s); "
                 "their indices are matched by params\n"
             )
-        for note in dict.fromkeys(status.notes):
+        for note in status.notes:
             out.write(f"  note: {note}\n")
     return 0
+
+
+_ALWAYS_SHOWN = ("running", "pending", "failed", "missing")
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -289,7 +294,11 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     ledger = Ledger(Path("."))
     # not the lock around it all: a local run holds it until it ends (cancel takes it for Slurm's part)
     result = cancel(
-        plans, ledger, _slurm_if_available(), profile.completion_marker, lock=lambda: submission_lock(ledger)
+        plans,
+        ledger,
+        connect(),
+        _find_done(ledger, profile),
+        lock=lambda: SubmitLock(ledger.root, on_wait=_waiting_for_lock),
     )
     if args.json:
         sys.stdout.write(json.dumps(result.to_json()) + "\n")
@@ -307,7 +316,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
     config = load_config(".")
     plan = plan_experiment(args.experiment, config, args.runs or 1, args.keys)
     ledger = Ledger(Path("."))
-    found = last_log(plan, args.index, ledger, _slurm_if_available())
+    profile = ClusterProfile()
+    found = last_log(plan, args.index, ledger, connect(), _find_done(ledger, profile), profile.max_attempts)
     sys.stdout.write(found.header + "\n")
     if found.text is not None:
         sys.stdout.write(found.text if found.text.endswith("\n") or not found.text else found.text + "\n")

@@ -1,81 +1,159 @@
-"""Which result paths exist, found by listing directories rather than stat-ing every index.
+"""Which save paths exist, with as few filesystem calls as the sweep's shape allows.
 
-On a network filesystem each metadata call costs milliseconds. Save paths share parents
-(`results/X/<params>/<run>`), so listing each distinct parent once answers for all its children,
-and a directory is listed only if its own parent's listing shows it: a missing subtree costs one
-listing, however many indices live under it.
+On a network filesystem each metadata call costs milliseconds. The save paths of one permutation's
+runs usually share a parent (`results/X/<params>/<run>`), and the permutations share theirs.
+Per directory the scanner chooses: it lists a directory when the listing answers for several paths
+(each directory at most once while it is in use), stats a path when its parent holds only that
+one, and asks nothing at all below a directory that a listing showed to be missing. It never lists
+above the paths' constant prefix (`/scratch` may hold every user's directory).
+
+Paths are streamed permutation by permutation (`ExperimentPlan.save_path_groups`), never all held
+in memory: the cost is the listings in use, not the sweep's size.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
+
+from orchestrator.index_set import IndexSet, IndexSetBuilder
+
+_LISTINGS_KEPT = 4096  # directories whose listing is kept: the shared parents stay, a permutation's go
+_DIRECTORIES_REMEMBERED = 4096  # directories asked about once: asked again, they are listed
+_UNLISTED = object()  # "not listed: stat the paths" (None means "listed: missing")
 
 
 class ResultScanner:
-    """Answers "does this path exist?" for many paths, listing each directory at most once."""
+    """Answers "which of these paths exist?" for many paths; counts its listings and stats."""
 
-    def __init__(self, root: str = ".") -> None:
+    def __init__(self, root: str = ".", top: str = "") -> None:
         self.root = root
-        self.listings = 0  # directory listings made: the benchmark and tests count them
-        self._cache: dict[str, frozenset[str] | None] = {}
-        self._top = ""
+        self.top = os.path.normpath(top) if top else ""
+        self.listings = 0
+        self.stats = 0
+        self._listed: OrderedDict[str, frozenset[str] | None] = OrderedDict()
+        self._asked: OrderedDict[str, None] = OrderedDict()
 
-    def existing(self, paths: Iterable[str]) -> set[str]:
-        """The subset of `paths` (relative to the root, or absolute) that exist."""
-        # Each path is normalized and split once, and grouped by its parent: parents are far fewer.
-        by_parent: dict[str, list[tuple[str, str]]] = {}
-        for path in paths:
-            parent, name = os.path.split(os.path.normpath(path))
-            entries = by_parent.get(parent)
-            if entries is None:
-                entries = by_parent[parent] = []
-            entries.append((name, path))
-        if not by_parent:
-            return set()
-        # Never list above the paths' common ancestor: `/scratch` may hold every user's directory.
-        try:
-            self._top = os.path.commonpath(list(by_parent))
-        except ValueError:  # relative and absolute mixed
-            self._top = ""
-        found: set[str] = set()
-        for parent, entries in by_parent.items():
-            children = self._children(parent)
-            if children:
-                found.update(path for name, path in entries if name in children)
-        return found
+    def found(self, groups: Iterable[tuple[str, Sequence[tuple[int, str]]]]) -> Iterator[int]:
+        """The indices whose path exists, from (parent directory, [(index, name), ...]) groups."""
+        for parent, entries in groups:
+            parent = os.path.normpath(parent) if parent else ""
+            yield from self._answer(parent, entries)
 
-    def complete(self, paths: Iterable[str], marker: str | None) -> set[str]:
-        """Paths that exist and, when `marker` is given, hold that file (written last by the run).
+    def _answer(self, parent: str, entries: Sequence[tuple[int, str]]) -> Iterator[int]:
+        listing = self._listing(parent, answers_many=len(entries) > 1)
+        if listing is _UNLISTED:
+            for index, name in entries:
+                if self._exists(os.path.join(parent, name)):
+                    yield index
+        elif listing:
+            yield from (index for index, name in entries if name in listing)
 
-        With a marker, each existing result directory is listed once more, to look inside it;
-        a missing one still costs nothing.
+    def _listing(self, directory: str, answers_many: bool) -> frozenset[str] | object | None:
+        """The directory's names; None when missing; `_UNLISTED` when a stat per path is cheaper.
+
+        A directory is listed when its listing answers for several paths: several are asked at
+        once, or it was asked about before. Asked about once, it is not listed, but what is known
+        above it still counts: a missing ancestor answers for everything below without a call.
         """
-        present = self.existing(paths)
-        if marker is None:
-            return present
-        return {p for p in present if (c := self._children(os.path.normpath(p))) is not None and marker in c}
+        listing = self._listed.get(directory, _UNLISTED)
+        if listing is not _UNLISTED:
+            self._listed.move_to_end(directory)
+            return listing
+        if not self._may_exist(directory):
+            return None
+        if answers_many or directory in self._asked:
+            return self._list(directory)
+        self._asked[directory] = None
+        if len(self._asked) > _DIRECTORIES_REMEMBERED:
+            self._asked.popitem(last=False)
+        return _UNLISTED
 
-    def _children(self, directory: str) -> frozenset[str] | None:
-        """The names in `directory`, or None when it does not exist (or is not a directory)."""
-        if directory in self._cache:
-            return self._cache[directory]
+    def _may_exist(self, directory: str) -> bool:
+        """False only when a listing above shows `directory` is missing."""
+        if directory in ("", self.top) or not _within(directory, self.top):
+            return True
         up, name = os.path.split(directory)
-        if name and up != directory and directory != self._top and _within(directory, self._top):
-            above = self._children(up)
-            if above is None or name not in above:  # a missing parent has no children: no listing
-                self._cache[directory] = None
-                return None
+        if up == directory:
+            return True
+        children = self._listing(up, answers_many=False)
+        if children is _UNLISTED:
+            return True
+        return children is not None and name in children  # type: ignore[operator]
+
+    def _list(self, directory: str) -> frozenset[str] | None:
         self.listings += 1
         try:
             listing: frozenset[str] | None = frozenset(os.listdir(os.path.join(self.root, directory or ".")))
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             listing = None
-        self._cache[directory] = listing
+        self._keep(directory, listing)
         return listing
+
+    def _keep(self, directory: str, listing: frozenset[str] | None) -> None:
+        self._listed[directory] = listing
+        if len(self._listed) > _LISTINGS_KEPT:
+            self._listed.popitem(last=False)
+
+    def _exists(self, path: str) -> bool:
+        self.stats += 1
+        try:
+            os.stat(os.path.join(self.root, path))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            return False
+        except OSError:
+            return False
+        return True
 
 
 def _within(directory: str, top: str) -> bool:
     if not top:
         return not os.path.isabs(directory)
     return directory.startswith(top.rstrip("/") + "/")
+
+
+def present_results(
+    plan: PlanPaths,
+    root: str,
+    marker: str | None = None,
+    scanner: ResultScanner | None = None,
+    indices: Iterable[int] | None = None,
+) -> IndexSet:
+    """The indices of `plan` (or of `indices` only) whose save path exists and holds `marker` if given.
+
+    Save paths are relative to `root` (the project root) unless absolute.
+    """
+    scanner = scanner or ResultScanner(root, plan.save_path_prefix())
+    if indices is not None:
+        groups = (_group(index, plan.save_path(index), marker) for index in indices)
+        return IndexSet.of(sorted(scanner.found(groups)))
+    if scanner.top and not os.path.isdir(os.path.join(root, scanner.top)):
+        return IndexSet()  # one stat answers for the whole sweep: nothing has been written yet
+    permutations = plan.num_permutations
+    builders = [IndexSetBuilder() for _ in range(plan.runs)]
+    for index in scanner.found(plan.save_path_groups(marker)):
+        builders[index // permutations].add(index)  # within one run, indices arrive ascending
+    return IndexSet.from_ranges(r for builder in builders for r in builder.build().ranges())
+
+
+def _group(index: int, path: str, marker: str | None) -> tuple[str, list[tuple[int, str]]]:
+    parent, name = os.path.split(os.path.normpath(os.path.join(path, marker) if marker else path))
+    return parent, [(index, name)]
+
+
+class PlanPaths(Protocol):
+    """What the scan needs of a plan (`ExperimentPlan` provides it)."""
+
+    @property
+    def runs(self) -> int: ...
+
+    @property
+    def num_permutations(self) -> int: ...
+
+    def save_path(self, index: int) -> str: ...
+
+    def save_path_prefix(self) -> str: ...
+
+    def save_path_groups(self, marker: str | None) -> Iterator[tuple[str, list[tuple[int, str]]]]: ...

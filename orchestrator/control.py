@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.errors import SlurmError, UserError
+from orchestrator.index_set import IndexSet
 from orchestrator.ledger import Ledger, SubmissionRecord
 from orchestrator.planner import ExperimentPlan
+from orchestrator.result_store import DoneAnswer, FindDone
+from orchestrator.slurm import Slurm
 from orchestrator.slurm_formats import format_ranges
-from orchestrator.state import PENDING, RUNNING, SlurmReader, gather
+from orchestrator.state import PENDING, RUNNING, Attempt, ExperimentStatus, gather
 
 
 @dataclass
@@ -32,8 +35,8 @@ class CancelResult:
 def cancel(
     plans: Sequence[ExperimentPlan],
     ledger: Ledger,
-    slurm: SlurmReader | None,
-    marker: str | None = None,
+    slurm: Slurm | None,
+    find_done: FindDone,
     lock: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
 ) -> CancelResult:
     """Cancel the running and pending tasks that hold these experiments' indices.
@@ -45,15 +48,13 @@ def cancel(
     result = CancelResult()
     local_pids: set[int] = set()
     on_slurm = False
-    for status in gather(plans, ledger, slurm, marker):
+    for status in gather(plans, ledger, slurm, find_done, max_attempts=1):
         indices = result.cancelled.setdefault(status.plan.path, [])
-        for s in status.indices:
-            if s.state not in (RUNNING, PENDING) or s.last is None:
-                continue
-            if s.last.record.executor == "local":
-                indices.append(s.index)
-                if s.last.record.pid:
-                    local_pids.add(s.last.record.pid)
+        for index, attempt in _in_flight(status):
+            if attempt.record.executor == "local":
+                indices.append(index)
+                if attempt.record.pid:
+                    local_pids.add(attempt.record.pid)
             else:
                 on_slurm = True
     for pid in local_pids:
@@ -61,34 +62,38 @@ def cancel(
             os.kill(pid, signal.SIGTERM)  # the local executor stops its children and records it
     if on_slurm:
         with lock():
-            _cancel_on_slurm(plans, ledger, slurm, marker, result)
+            _cancel_on_slurm(plans, ledger, slurm, find_done, result)
     return result
+
+
+def _in_flight(status: ExperimentStatus) -> list[tuple[int, Attempt]]:
+    """The running and pending indices, with the attempt that holds each."""
+    held = status.sets[RUNNING] | status.sets[PENDING]
+    return [(index, status.history.latest[index]) for index in held if index in status.history.latest]
 
 
 def _cancel_on_slurm(
     plans: Sequence[ExperimentPlan],
     ledger: Ledger,
-    slurm: SlurmReader | None,
-    marker: str | None,
+    slurm: Slurm | None,
+    find_done: FindDone,
     result: CancelResult,
 ) -> None:
     targets: set[str] = set()
     cancelled: dict[str, tuple[SubmissionRecord, set[int]]] = {}
-    for status in gather(plans, ledger, slurm, marker):
+    for status in gather(plans, ledger, slurm, find_done, max_attempts=1):
         indices = result.cancelled.setdefault(status.plan.path, [])
-        for s in status.indices:
-            if s.state not in (RUNNING, PENDING) or s.last is None:
-                continue
-            record = s.last.record
+        for index, attempt in _in_flight(status):
+            record = attempt.record
             if record.executor == "slurm" and record.job_id:
-                indices.append(s.index)
-                cancelled.setdefault(record.tag, (record, set()))[1].add(s.last.task_id)
-                targets.add(f"{record.job_id}_{s.last.task_id}")
+                indices.append(index)
+                cancelled.setdefault(record.tag, (record, set()))[1].add(attempt.task_id)
+                targets.add(f"{record.job_id}_{attempt.task_id}")
         indices.sort()
     if targets:
-        if slurm is None or not hasattr(slurm, "scancel"):
+        if slurm is None:
             raise SlurmError("scancel is not available here; nothing was cancelled on Slurm")
-        slurm.scancel(sorted(targets))  # type: ignore[attr-defined]
+        slurm.scancel(sorted(targets))
     for record, task_ids in cancelled.values():
         # remembered, so these indices count as missing (not failed) and not as an attempt
         record.cancelled_tasks = sorted(set(record.cancelled_tasks) | task_ids)
@@ -104,28 +109,38 @@ class FoundLog:
     slurm_output_path: str | None = None
 
 
-def last_log(plan: ExperimentPlan, index: int, ledger: Ledger, slurm: SlurmReader | None) -> FoundLog:
-    """The log of `index`'s last attempt, with its job id and state."""
+def last_log(
+    plan: ExperimentPlan, index: int, ledger: Ledger, slurm: Slurm | None, find_done: FindDone, max_attempts: int
+) -> FoundLog:
+    """The log of `index`'s last attempt, with its job id and state (as `status` reports it)."""
     if not 0 <= index < plan.total:
         raise UserError(f"index {index} is outside the plan (0-{plan.total - 1}; pass --runs for more runs)")
-    (status,) = gather([plan], ledger, slurm)
-    entry = status.indices[index]
+
+    answer = find_done(plan, IndexSet.of([index]))
+
+    def history_of_every_index(p: ExperimentPlan, indices: IndexSet | None) -> DoneAnswer:
+        return DoneAnswer(IndexSet(), kind=answer.kind)  # a done index's last attempt is shown too
+
+    (status,) = gather([plan], ledger, slurm, history_of_every_index, max_attempts)
+    entry = status.index(index)
+    if index in answer.done or index in answer.unknown:
+        entry.state, entry.reason = ("done", None) if index in answer.done else ("unknown", "; ".join(answer.notes))
     if entry.last is None:
         return FoundLog(f"index {index}: {entry.state}; never submitted, so there is no log", None)
     record = entry.last.record
     job = f"job {record.job_id}_{entry.last.task_id}" if record.job_id else f"local run {record.tag}"
-    state = entry.state + (f" ({entry.reason})" if entry.reason else "")
+    state = entry.state.replace("_", " ") + (f" ({entry.reason})" if entry.reason else "")
     log_path = Path(record.log_dir) / f"{entry.last.recorded_index}.log"
     header = f"index {index}: {job}, {state}, attempt {entry.attempts}; log {log_path}"
-    try:
-        text: str | None = log_path.read_text(errors="replace")
-    except FileNotFoundError:
-        text = None
+    text = _read_optional(log_path)
+    if text is None:
         header += " (not written yet)"
-    slurm_name = f"slurm-{record.job_id or record.tag}_{entry.last.task_id}.out"
-    slurm_path = Path(record.log_dir) / slurm_name
+    slurm_path = Path(record.log_dir) / f"slurm-{record.job_id or record.tag}_{entry.last.task_id}.out"
+    return FoundLog(header, text, _read_optional(slurm_path), str(slurm_path))
+
+
+def _read_optional(path: Path) -> str | None:
     try:
-        slurm_text: str | None = slurm_path.read_text(errors="replace")
+        return path.read_text(errors="replace")
     except FileNotFoundError:
-        slurm_text = None
-    return FoundLog(header, text, slurm_text, str(slurm_path))
+        return None

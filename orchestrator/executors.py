@@ -1,7 +1,9 @@
 """Executors: where a rendered array script runs. Slurm via sbatch, or this machine.
 
-Both take the same script. The local executor sets the Slurm variables the script reads, so a
-sweep that works on a laptop works on the cluster, and the other way round.
+Both take the same script and implement one interface, `Executor`: the submitter prepares a
+`Job` (script, task count, log directory) and gets back an `Outcome` (what to record), so adding
+an executor touches one new class, not the submitter. The local executor sets the Slurm variables
+the script reads, so a sweep that works on a laptop works on the cluster, and the other way round.
 """
 
 from __future__ import annotations
@@ -13,27 +15,118 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
-from orchestrator.slurm_commands import SlurmCommands
+from orchestrator.errors import SlurmError, SlurmRejected, SlurmUnavailable, SubmitLimitReached
+from orchestrator.ledger import SubmissionState
+from orchestrator.slurm import Slurm, jobs_by_tag
+from orchestrator.slurm_formats import PartitionLimits
+from orchestrator.util import fault_point, progress_bar
+
+
+@dataclass(frozen=True)
+class Job:
+    """One array as it goes out."""
+
+    experiment: str  # as the user gave it (for messages)
+    tag: str  # unique: job name and --comment on Slurm, the job id of a local run
+    script: Path
+    num_tasks: int
+    log_dir: Path
+    root: Path  # the project root: tasks run here
+    cpus_per_task: int = 1
+
+
+@dataclass
+class Outcome:
+    """What happened to a job, for the ledger: its new state, and how the submit goes on."""
+
+    state: str  # a SubmissionState
+    job_id: str | None = None
+    note: str | None = None
+    task_exit_codes: dict[int, int] = field(default_factory=dict)
+    cut_short: list[int] = field(default_factory=list)  # tasks stopped or never started: not attempts
+    deferred: bool = False  # the submit limit is full: its indices wait for a later submit
+    failure: str | None = None  # stop the submit after recording this, saying so
+    cause: BaseException | None = None
+    interrupted: bool = False
+
+
+class Executor(Protocol):
+    name: str
+
+    def max_array_tasks(self) -> int | None:
+        """Tasks one array may have here (task ids 0..k-1 below MaxArraySize); None for no limit."""
+        ...
+
+    def free_capacity(self, site_limit: int | None) -> int | None:
+        """How many more tasks may be queued now (each is a job to Slurm); None for no limit."""
+        ...
+
+    def partition_limits(self, partition: str | None) -> PartitionLimits | None: ...
+
+    def execute(self, job: Job, started: Callable[[], None]) -> Outcome:
+        """Run or submit `job`; call `started()` first if it runs while we wait."""
+        ...
 
 
 class SlurmExecutor:
     name = "slurm"
 
-    def __init__(self, commands: SlurmCommands) -> None:
-        self.commands = commands
+    def __init__(self, slurm: Slurm) -> None:
+        self.slurm = slurm
 
-    def submit(self, script_path: Path) -> str:
-        """sbatch the script; the job id. Errors are the `SlurmError` kinds of `SlurmCommands.sbatch`."""
-        return self.commands.sbatch(script_path)
+    def max_array_tasks(self) -> int | None:
+        max_array_size, max_array_tasks = self.slurm.array_limits()
+        return min(max_array_size, max_array_tasks or max_array_size)
+
+    def free_capacity(self, site_limit: int | None) -> int | None:
+        limits = [n for n in (site_limit, self.slurm.max_submit_jobs()) if n is not None]
+        if not limits:
+            return None
+        return max(0, min(limits) - len(self.slurm.squeue_me()))
+
+    def partition_limits(self, partition: str | None) -> PartitionLimits | None:
+        return self.slurm.partition_limits(partition)
+
+    def execute(self, job: Job, started: Callable[[], None]) -> Outcome:
+        """sbatch, with every failure turned into what to record: a blind retry could duplicate."""
+        try:
+            job_id = self.slurm.sbatch(job.script)
+        except SubmitLimitReached as e:
+            return Outcome(SubmissionState.REJECTED, note=str(e), deferred=True)
+        except SlurmRejected as e:
+            return _failed(SubmissionState.REJECTED, f"sbatch refused {job.experiment}: {e}", e)
+        except SlurmUnavailable as e:
+            problem = f"Slurm did not answer for {job.experiment} (tag {job.tag}): {e}"
+            found = _job_by_tag(self.slurm, job.tag)
+            if found is None:
+                return _failed(SubmissionState.UNCONFIRMED, problem, e)
+            outcome = _failed(SubmissionState.SUBMITTED, problem, e)
+            outcome.job_id, outcome.note = found, f"confirmed by tag after: {e}"
+            return outcome
+        except SlurmError as e:
+            return _failed(SubmissionState.REJECTED, f"sbatch failed for {job.experiment}: {e}", e)
+        fault_point("after-sbatch")
+        return Outcome(SubmissionState.SUBMITTED, job_id=job_id)
+
+
+def _failed(state: str, problem: str, error: BaseException) -> Outcome:
+    return Outcome(state, note=str(error), failure=problem, cause=error)
+
+
+def _job_by_tag(slurm: Slurm, tag: str) -> str | None:
+    """After an unanswered sbatch: the job id if a job with our tag exists (the queue is read anew)."""
+    try:
+        return jobs_by_tag(slurm, [tag]).get(tag)
+    except SlurmError:
+        return None
 
 
 @dataclass
 class LocalOutcome:
-    finished_tasks: list[int]
     task_exit_codes: dict[int, int]
     interrupted: bool
 
@@ -56,20 +149,34 @@ class LocalExecutor:
         self.poll_interval = poll_interval
         self.kill_grace = kill_grace
 
-    def run(
-        self,
-        script_path: Path,
-        num_tasks: int,
-        job_id: str,
-        job_name: str,
-        cwd: Path,
-        log_dir: Path,
-        cpus_per_task: int = 1,
-        on_task_end: Callable[[int, int], None] | None = None,
-    ) -> LocalOutcome:
+    def max_array_tasks(self) -> int | None:
+        return None
+
+    def free_capacity(self, site_limit: int | None) -> int | None:
+        return None  # this machine queues nothing: every task runs before the submit returns
+
+    def partition_limits(self, partition: str | None) -> PartitionLimits | None:
+        return None
+
+    def execute(self, job: Job, started: Callable[[], None]) -> Outcome:
+        started()
+        result = self.run(job)
+        if not result.interrupted:
+            return Outcome(SubmissionState.FINISHED, task_exit_codes=result.task_exit_codes)
+        # Tasks the interruption stopped or never started were not attempts, as with `cancel`:
+        # their indices are missing again, and max_attempts never gives them up.
+        cut_short = sorted(set(range(job.num_tasks)) - set(result.task_exit_codes))
+        return Outcome(
+            SubmissionState.INTERRUPTED,
+            task_exit_codes=result.task_exit_codes,
+            cut_short=cut_short,
+            interrupted=True,
+        )
+
+    def run(self, job: Job) -> LocalOutcome:
         """Run tasks 0..num_tasks-1 of the script; Ctrl-C stops the children and returns what finished."""
-        log_dir.mkdir(parents=True, exist_ok=True)
-        waiting = list(range(num_tasks))
+        job.log_dir.mkdir(parents=True, exist_ok=True)
+        waiting = list(range(job.num_tasks))
         running: dict[int, subprocess.Popen[bytes]] = {}
         codes: dict[int, int] = {}
         interrupted = False
@@ -78,17 +185,13 @@ class LocalExecutor:
             while waiting or running:
                 while waiting and len(running) < self.max_parallel:
                     task = waiting.pop(0)
-                    running[task] = self._start(
-                        script_path, task, num_tasks, job_id, job_name, cwd, log_dir, cpus_per_task
-                    )
+                    running[task] = self._start(job, task)
                 for task, process in list(running.items()):
                     code = process.poll()
                     if code is not None:
                         del running[task]
                         codes[task] = code
-                        if on_task_end is not None:
-                            on_task_end(task, code)
-                self._draw(len(codes), num_tasks)
+                self._draw(len(codes), job.num_tasks)
                 if running:
                     time.sleep(self.poll_interval)
         except KeyboardInterrupt:
@@ -100,26 +203,16 @@ class LocalExecutor:
             if self.progress is not None:
                 self.progress.write("\n")
                 self.progress.flush()
-        return LocalOutcome(sorted(codes), codes, interrupted)
+        return LocalOutcome(codes, interrupted)
 
-    def _start(
-        self,
-        script_path: Path,
-        task: int,
-        num_tasks: int,
-        job_id: str,
-        job_name: str,
-        cwd: Path,
-        log_dir: Path,
-        cpus_per_task: int,
-    ) -> subprocess.Popen[bytes]:
-        env = {**os.environ, **slurm_environment(task, num_tasks, job_id, job_name, cwd, cpus_per_task)}
-        output = open(log_dir / f"slurm-{job_id}_{task}.out", "ab")  # noqa: SIM115 - handed to the child
+    def _start(self, job: Job, task: int) -> subprocess.Popen[bytes]:
+        variables = slurm_environment(task, job.num_tasks, job.tag, job.tag, job.root, job.cpus_per_task)
+        output = open(job.log_dir / f"slurm-{job.tag}_{task}.out", "ab")  # noqa: SIM115 - handed to the child
         try:
             return subprocess.Popen(
-                ["bash", str(script_path)],
-                cwd=cwd,
-                env=env,
+                ["bash", str(job.script)],
+                cwd=job.root,
+                env={**os.environ, **variables},
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
@@ -150,9 +243,7 @@ class LocalExecutor:
         if self.progress is None or self._drawn == (finished, total):
             return
         self._drawn = (finished, total)
-        width = 30
-        filled = width * finished // max(total, 1)
-        self.progress.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {finished}/{total} tasks")
+        self.progress.write(f"\r{progress_bar(finished, total)} {finished}/{total} tasks")
         self.progress.flush()
 
 

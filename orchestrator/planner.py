@@ -21,7 +21,7 @@ from typing import Any
 from orchestrator.config import ProjectConfig, load_config
 from orchestrator.errors import UserError
 from orchestrator.experiment import ExperimentFile, read_experiment_file
-from orchestrator.ledger import STATE_DIR
+from orchestrator.run_dir import RunDirectory
 from orchestrator.save_paths import SavePathTemplate, experiment_name, template_constants
 from orchestrator.sweep import DEFAULT_SWEEP_KEYS, Sweep
 
@@ -107,6 +107,33 @@ class ExperimentPlan:
                 yield index, render(params_string)
                 index += 1
 
+    def save_path_prefix(self) -> str:
+        """The directory every save path lies in (the scan never lists above it); '' if none."""
+        prefix = self.save_path_template.constant_prefix()
+        return os.path.dirname(prefix) if "/" in prefix else ""
+
+    def save_path_groups(self, marker: str | None = None) -> Iterator[tuple[str, list[tuple[int, str]]]]:
+        """(parent directory, [(index, name), ...]) for every index, one permutation's runs together.
+
+        `name` is the save path's last component (or `marker` inside it). Streamed: nothing is held
+        beyond one permutation, whatever the sweep's size.
+        """
+        permutations, runs = self.num_permutations, range(self.runs)
+        parent_of = self.save_path_template.run_leaf_parent()
+        if parent_of is not None and marker is None:
+            names = [str(run) for run in runs]
+            for p, params in enumerate(self.sweep.iter_params_strings()):
+                yield parent_of(params), [(p + run * permutations, names[run]) for run in runs]
+            return
+        renders = [self.save_path_template.bind_run(run) for run in runs]
+        for p, params in enumerate(self.sweep.iter_params_strings()):
+            groups: dict[str, list[tuple[int, str]]] = {}
+            for run in runs:
+                path = renders[run](params)
+                parent, name = os.path.split(os.path.normpath(os.path.join(path, marker) if marker else path))
+                groups.setdefault(parent, []).append((p + run * permutations, name))
+            yield from groups.items()
+
     def jsonl_lines(self) -> Iterator[str]:
         """`plan --jsonl` lines for every index, streamed in order; each is `json.dumps(info)`."""
         head = '{"experiment": %s, "index": ' % json.dumps(self.path)
@@ -145,7 +172,6 @@ def load_experiment(
     return ExperimentPlan(file, config, 1, keys)
 
 
-SNAPSHOT = "experiment.json"  # in the submission's run directory, beside job.sh and tasks.txt
 _TAG = re.compile(r"orch-[A-Za-z0-9-]+")
 
 
@@ -154,10 +180,7 @@ def submitted_version(path: str | Path) -> ExperimentFile | None:
     given, root, tag = (os.environ.get(k) for k in ("ORCH_EXPERIMENT", "ORCH_ROOT", "SLURM_JOB_NAME"))
     if not (given and root and tag and _TAG.fullmatch(tag)) or os.path.abspath(path) != os.path.abspath(given):
         return None
-    try:
-        saved = json.loads((Path(root) / STATE_DIR / "runs" / tag / SNAPSHOT).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    snapshot = RunDirectory.of(Path(root), tag).read_snapshot()
+    if snapshot is None:
         return None  # submitted before snapshots existed, or cleaned up: the file as it is now
-    if not isinstance(saved, dict) or not isinstance(saved.get("data"), dict):
-        return None
-    return ExperimentFile(path=str(path), data=saved["data"], content_hash=str(saved.get("hash", "")))
+    return ExperimentFile(path=str(path), data=snapshot.data, content_hash=snapshot.content_hash)

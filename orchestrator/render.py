@@ -29,6 +29,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -153,6 +154,7 @@ def template_variables(script: ArrayScript) -> dict[str, object]:
     }
 
 
+@cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         undefined=jinja2.StrictUndefined,
@@ -165,6 +167,15 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+@lru_cache(maxsize=16)
+def _compiled(template_text: str, name: str) -> jinja2.Template:
+    """A template compiled once per command: a submit renders one script per array, thousands of them."""
+    try:
+        return _environment().from_string(template_text)
+    except jinja2.TemplateSyntaxError as e:
+        raise UserError(f"template syntax error at line {e.lineno}: {e.message}", source=name) from None
+
+
 def render_script(script: ArrayScript, template_text: str | None = None, template_name: str | None = None) -> str:
     """The job script for `script`, from `template_text` (default: the packaged template).
 
@@ -175,10 +186,7 @@ def render_script(script: ArrayScript, template_text: str | None = None, templat
         template_name = template_name or DEFAULT_TEMPLATE
     name = template_name or "template"
     variables = template_variables(script)
-    try:
-        template = _environment().from_string(template_text)
-    except jinja2.TemplateSyntaxError as e:
-        raise UserError(f"template syntax error at line {e.lineno}: {e.message}", source=name) from None
+    template = _compiled(template_text, name)
     try:
         return template.render(variables)
     except jinja2.UndefinedError as e:
@@ -206,6 +214,7 @@ def load_template(path: str | Path | None) -> str:
         raise UserError(f"template is not UTF-8 text (byte {e.start})", source=source) from None
 
 
+@cache
 def _default_template() -> str:
     try:
         return resources.files(TEMPLATE_PACKAGE).joinpath(DEFAULT_TEMPLATE).read_text(encoding="utf-8")

@@ -105,6 +105,35 @@ class SavePathTemplate:
             return fast
         return lambda params: self.render(params, run)
 
+    def constant_prefix(self) -> str:
+        """The text every save path starts with (up to the first `{params}` or `{run}`)."""
+        if self._format is None:
+            return ""
+        cut = min((self._format.find(f) for f in ("{params}", "{run}") if f in self._format), default=None)
+        head = self._format if cut is None else self._format[:cut]
+        return head.replace("{{", "{").replace("}}", "}")
+
+    def run_leaf_parent(self) -> Callable[[str], str] | None:
+        """`params -> parent` when `{run}` is exactly the last path component and nowhere else.
+
+        Then every run of a permutation has the same parent directory, named by the run number,
+        and the scan renders one parent per permutation instead of one path per index.
+        """
+        if self._format is None or not self._format.endswith("/{run}") or self._format.count("{run}") != 1:
+            return None
+        parent_format = self._format[: -len("/{run}")]
+        if parent_format.count("{params}") != 1:
+            return None
+        head, tail = (part.replace("{{", "{").replace("}}", "}") for part in parent_format.split("{params}"))
+        exact = self.render
+
+        def parent(params: str) -> str:
+            if "{" in params or "}" in params:
+                return os.path.dirname(exact(params, 0))
+            return head + params + tail
+
+        return parent
+
     def render(self, params: str, run: int) -> str:
         if self._format is not None and "{" not in params and "}" not in params:
             return self._format.format(params=params, run=run)

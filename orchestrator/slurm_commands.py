@@ -237,9 +237,9 @@ class SlurmCommands:
 
     # -- submitting and cancelling ---------------------------------------------------------------
 
-    def sbatch(self, script: Path, extra_args: Sequence[str] = ()) -> str:
+    def sbatch(self, script: Path) -> str:
         """Submit `script`; the job id. Never retried: on SlurmUnavailable the job MAY exist."""
-        argv = ["sbatch", "--parsable", *extra_args, str(script)]
+        argv = ["sbatch", "--parsable", str(script)]
         command = shlex.join(argv)
         result = self._run(argv, retry=False, unknown_effect=_MAY_EXIST)
         stderr = result.stderr

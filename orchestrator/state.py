@@ -1,12 +1,15 @@
-"""Index state: each planned index is exactly one of done, running, pending, failed or missing.
+"""Index state: each planned index is in exactly one state, found in two steps.
 
-The truth, gathered once per command:
-- results on disk decide `done` (listed per directory by `ResultScanner`);
-- the ledger says which submission last held each index (matched by params when the file changed);
-- one `squeue --me -r` says which of those tasks are running or pending;
-- per-index exit status files, and one batched `sacct` for the finished tasks, say why one failed.
+    observe(plans, ledger, slurm, find_done) -> [Observation]   what the ledger, the results and Slurm say
+    classify(observation, max_attempts)      -> ExperimentStatus  a pure function of that data
 
-`classify` is pure: the I/O is done by the caller (`gather`) and passed in.
+The truth, gathered once per command: the result store decides `done` (and `unknown` where it cannot
+tell); the ledger says which submission last held each other index (matched by params when the
+file changed); one `squeue --me -r` says which of those tasks are running or pending; per-index
+exit status files, and one batched `sacct` for the finished tasks, say why one failed.
+
+Every state is an `IndexSet`: memory follows what is irregular (failed indices, in-flight tasks,
+ranges), not the sweep's size. Per-index detail exists only for indices with a history.
 """
 
 from __future__ import annotations
@@ -17,17 +20,27 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
-from orchestrator.completeness import ResultScanner
 from orchestrator.errors import SlurmError
-from orchestrator.ledger import Ledger, Status, SubmissionRecord, pid_alive
+from orchestrator.index_set import IndexSet
+from orchestrator.ledger import Ledger, SubmissionRecord, SubmissionState
 from orchestrator.planner import ExperimentPlan
-from orchestrator.slurm_formats import AccountingRecord, QueuedTask, format_ranges
+from orchestrator.result_store import DoneAnswer, FindDone
+from orchestrator.slurm import Slurm, jobs_by_tag
+from orchestrator.slurm_formats import AccountingRecord, QueuedTask
 from orchestrator.sweep import Sweep
+from orchestrator.util import pid_alive
 
-DONE, RUNNING, PENDING, FAILED, MISSING = "done", "running", "pending", "failed", "missing"
-STATES = (DONE, RUNNING, PENDING, FAILED, MISSING)
+DONE, RUNNING, PENDING, FAILED, GIVEN_UP, MISSING, UNKNOWN = (
+    "done",
+    "running",
+    "pending",
+    "failed",
+    "given_up",
+    "missing",
+    "unknown",
+)
+STATES = (DONE, RUNNING, PENDING, FAILED, GIVEN_UP, MISSING, UNKNOWN)
 
 # squeue states that mean "will run or is running" (everything else is on its way out)
 _RUNNING_STATES = {"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SUSPENDED", "RESIZING", "SIGNALING"}
@@ -36,7 +49,7 @@ _PENDING_STATES = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_D
 _TASK_END_REASONS = {"TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "CANCELLED", "BOOT_FAIL", "DEADLINE"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Attempt:
     """One index inside one submission: the record and the array task that held it."""
 
@@ -45,93 +58,85 @@ class Attempt:
     recorded_index: int  # the index number at submission (differs when the file was edited)
 
 
-@dataclass
-class IndexStatus:
-    index: int
+@dataclass(frozen=True)
+class Verdict:
+    """Why an index with a history is in its state."""
+
     state: str
-    attempts: int = 0
-    last: Attempt | None = None
     reason: str | None = None  # human text: "TIMEOUT", "FAILED exit 3", "unknown (...)"
     reason_kind: str | None = None  # TIMEOUT / OUT_OF_MEMORY / FAILED / ... for escalation
     exit_code: int | None = None
 
 
+# -- observing: what the ledger, the results and Slurm say -------------------------------------
+
+
 @dataclass
-class ExperimentStatus:
+class History:
+    """What the ledger says of one experiment's indices that are not done."""
+
+    latest: dict[int, Attempt]
+    attempts: Counter[int]
+    edited_since: list[str]  # tags submitted from an older version of the file
+    problems: list[str]  # damaged records of this experiment
+
+
+@dataclass
+class SlurmView:
+    """What Slurm says of our tasks: the live ones, and accounting for those that left the queue."""
+
+    queue: Mapping[tuple[str, int], QueuedTask] = field(default_factory=dict)
+    accounting: Mapping[tuple[str, int], AccountingRecord] | None = field(default_factory=dict)
+    accounting_problem: str | None = None
+    job_ids: Mapping[str, str] = field(default_factory=dict)  # tag -> job id where the ledger lacks it
+
+    def job_id(self, record: SubmissionRecord) -> str | None:
+        return record.job_id or self.job_ids.get(record.tag)
+
+
+@dataclass
+class Observation:
     plan: ExperimentPlan
-    indices: list[IndexStatus]
-    edited_since: list[str] = field(default_factory=list)  # tags submitted from an older version of the file
-    notes: list[str] = field(default_factory=list)
-
-    def by_state(self) -> dict[str, list[int]]:
-        out: dict[str, list[int]] = {s: [] for s in STATES}
-        for status in self.indices:
-            out[status.state].append(status.index)
-        return out
-
-    def counts(self) -> dict[str, int]:
-        counted = Counter(s.state for s in self.indices)
-        return {s: counted.get(s, 0) for s in STATES}
-
-    def failed_by_reason(self) -> dict[str, list[int]]:
-        out: dict[str, list[int]] = {}
-        for status in self.indices:
-            if status.state == FAILED:
-                out.setdefault(status.reason or "unknown", []).append(status.index)
-        return out
-
-    def to_json(self) -> dict[str, object]:
-        groups = self.by_state()
-        return {
-            "experiment": self.plan.path,
-            "total": self.plan.total,
-            **{s: len(groups[s]) for s in STATES},
-            "indices": {s: format_ranges(groups[s]) for s in STATES},
-            "failed_reasons": {reason: format_ranges(ix) for reason, ix in sorted(self.failed_by_reason().items())},
-            "edited_since_submission": self.edited_since,
-        }
+    results: DoneAnswer
+    history: History
+    exit_codes: Mapping[tuple[str, int], int] = field(default_factory=dict)  # (tag, index) -> status file
+    started: frozenset[tuple[str, int]] = frozenset()  # local (tag, index) whose log exists
+    local_alive: frozenset[str] = frozenset()  # tags of local runs whose process is alive here
+    slurm: SlurmView = field(default_factory=SlurmView)
 
 
-# -- mapping recorded indices to the current plan ---------------------------------------------
+def unsettled(record: SubmissionRecord) -> bool:
+    """A record whose sbatch outcome is not known yet (a crash, or Slurm not answering)."""
+    return record.status in (SubmissionState.INTENT, SubmissionState.UNCONFIRMED)
 
 
-def latest_attempts(
-    plan: ExperimentPlan, records: Sequence[SubmissionRecord]
-) -> tuple[dict[int, Attempt], Counter[int], list[str]]:
-    """index -> its latest attempt, attempts per index, and the tags from an older file version.
+def read_history(plan: ExperimentPlan, records: Sequence[SubmissionRecord], done: IndexSet) -> History:
+    """The latest attempt and the attempt count of each index that is not done.
 
     When the experiment file changed after a submission, its indices are matched to today's by
     (params, run), so an edit that reorders or extends a sweep never mislabels a task.
     """
-    latest: dict[int, Attempt] = {}
-    attempts: Counter[int] = Counter()
-    edited: list[str] = []
-    identity_to_index: dict[tuple[str, int], int] | None = None
+    history = History({}, Counter(), [], [])
+    identities: dict[tuple[str, int], int] | None = None
     for record in records:
-        if record.status not in Status.ATTEMPTED and not _open(record):
+        if record.status not in SubmissionState.ATTEMPTED and not unsettled(record):
             continue
-        if record.experiment_hash == plan.file.content_hash:
-            translate = None
-        else:
-            edited.append(record.tag)
-            if identity_to_index is None:
-                identity_to_index = _identities(plan)
-            translate = _translator(record, identity_to_index)
+        translate = None
+        if record.experiment_hash != plan.file.content_hash:
+            history.edited_since.append(record.tag)
+            identities = identities if identities is not None else _identities(plan)
+            translate = _translator(record, identities)
+        counts = record.status in SubmissionState.ATTEMPTED
         cancelled = set(record.cancelled_tasks)
         for task_id, task in enumerate(record.tasks):
             for recorded in task:
                 index = recorded if translate is None else translate(recorded)
-                if index is None or not 0 <= index < plan.total:
+                if index is None or not 0 <= index < plan.total or index in done:
                     continue
-                latest[index] = Attempt(record, task_id, recorded)
-                if record.status in Status.ATTEMPTED and task_id not in cancelled:
-                    attempts[index] += 1
-    return latest, attempts, edited
-
-
-def _open(record: SubmissionRecord) -> bool:
-    """A record whose sbatch outcome is not known yet (a crash, or Slurm not answering)."""
-    return record.status in (Status.INTENT, Status.UNCONFIRMED)
+                history.latest[index] = Attempt(record, task_id, recorded)
+                if counts and task_id not in cancelled:
+                    history.attempts[index] += 1
+    return history
 
 
 def _identities(plan: ExperimentPlan) -> dict[tuple[str, int], int]:
@@ -149,225 +154,284 @@ def _translator(
     return lambda recorded: identity_to_index.get((old.params_json(recorded), old.run(recorded)))
 
 
-# -- classification ----------------------------------------------------------------------------
+def read_exit_codes(attempts: Iterable[Attempt]) -> tuple[dict[tuple[str, int], int], frozenset[tuple[str, int]]]:
+    """(tag, index) -> exit code from the status files, and the (tag, index) whose log exists.
 
-
-@dataclass
-class Observations:
-    """What the I/O found: results present, live tasks, accounting, per-index exit codes."""
-
-    done: set[int]
-    queue: Mapping[tuple[str, int], QueuedTask]  # (array job id, task id) -> live task
-    accounting: Mapping[tuple[str, int], AccountingRecord] | None  # None: sacct unavailable
-    accounting_problem: str | None
-    exit_codes: Mapping[tuple[str, int], int]  # (tag, index) -> exit code from the status file
-    local_alive: set[str]  # tags of local runs whose process is still alive
-
-
-def classify(
-    plan: ExperimentPlan,
-    latest: Mapping[int, Attempt],
-    attempts: Mapping[int, int],
-    seen: Observations,
-) -> list[IndexStatus]:
-    out = []
-    for index in range(plan.total):
-        count = attempts.get(index, 0)
-        attempt = latest.get(index)
-        if index in seen.done:
-            out.append(IndexStatus(index, DONE, count, attempt))
-        elif attempt is None:
-            out.append(IndexStatus(index, MISSING, count))
-        else:
-            out.append(_classify_attempt(index, count, attempt, seen))
-    return out
-
-
-def _classify_attempt(index: int, count: int, attempt: Attempt, seen: Observations) -> IndexStatus:
-    record = attempt.record
-    code = seen.exit_codes.get((record.tag, attempt.recorded_index))
-    if attempt.task_id in record.cancelled_tasks and code is None:
-        return IndexStatus(index, MISSING, count, attempt, "cancelled with orchestrator cancel")
-    if record.executor == "local":
-        if code is None and record.tag in seen.local_alive:
-            return IndexStatus(index, RUNNING, count, attempt)
-        if code is not None:
-            return _failed_by_code(index, count, attempt, code)
-        if record.status == Status.INTERRUPTED:
-            return IndexStatus(index, FAILED, count, attempt, "CANCELLED (interrupted)", "CANCELLED")
-        return IndexStatus(index, FAILED, count, attempt, "unknown (the local run ended without an exit status)")
-    if record.job_id is None:
-        # an intent whose sbatch never answered: nothing is known to be queued
-        return IndexStatus(index, MISSING, count, attempt)
-    live = seen.queue.get((record.job_id, attempt.task_id))
-    if live is not None and (code is None or code == 0):
-        # still queued (code 0: the index has just finished, its task is completing): in flight, not missing
-        if live.state in _PENDING_STATES:
-            return IndexStatus(index, PENDING, count, attempt, live.reason or None)
-        if live.state in _RUNNING_STATES:
-            return IndexStatus(index, RUNNING, count, attempt)
-    accounted = seen.accounting.get((record.job_id, attempt.task_id)) if seen.accounting is not None else None
-    if accounted is not None and accounted.state in _TASK_END_REASONS and (code is None or code != 0):
-        reason = accounted.state if accounted.state != "CANCELLED" else f"CANCELLED {accounted.reason_detail}".strip()
-        return IndexStatus(index, FAILED, count, attempt, reason, accounted.state, code)
-    if code is not None:
-        return _failed_by_code(index, count, attempt, code)
-    if accounted is not None and accounted.state == "FAILED":
-        return IndexStatus(
-            index, FAILED, count, attempt, f"FAILED exit {accounted.exit_code}", "FAILED", accounted.exit_code
-        )
-    if accounted is not None and accounted.state in ("PENDING", "RUNNING", "REQUEUED"):
-        # accounting lags behind squeue; squeue (asked first) no longer has it
-        return IndexStatus(index, FAILED, count, attempt, f"unknown (sacct still says {accounted.state})")
-    if seen.accounting is None:
-        why = f": {seen.accounting_problem}" if seen.accounting_problem else ""
-        return IndexStatus(index, FAILED, count, attempt, f"unknown (no accounting{why})")
-    if accounted is not None:
-        return IndexStatus(
-            index, FAILED, count, attempt, f"unknown (task {accounted.state}, index left no exit status)"
-        )
-    return IndexStatus(index, FAILED, count, attempt, "unknown (not in squeue, no accounting record)")
-
-
-def _failed_by_code(index: int, count: int, attempt: Attempt, code: int) -> IndexStatus:
-    if code == 0:
-        # it finished and its result has gone since (or was never written): missing, not failed
-        return IndexStatus(index, MISSING, count, attempt, "exited 0 but its result is not there", None, 0)
-    return IndexStatus(index, FAILED, count, attempt, f"FAILED exit {code}", "FAILED", code)
-
-
-# -- gathering the observations (the I/O) ------------------------------------------------------
-
-
-def result_paths_present(
-    plan: ExperimentPlan, scanner: ResultScanner, marker: str | None, indices: Iterable[int] | None = None
-) -> set[int]:
-    by_path: dict[str, list[int]] = {}
-    for index, path in plan.save_paths(indices):
-        by_path.setdefault(path, []).append(index)
-    complete = scanner.complete(by_path, marker)
-    return {index for path in complete for index in by_path[path]}
-
-
-def read_exit_codes(attempts: Iterable[Attempt]) -> dict[tuple[str, int], int]:
-    """Exit codes of the given attempts, listing each submission's log directory once."""
-    wanted: dict[str, set[int]] = {}
-    dirs: dict[str, str] = {}
+    Each submission's log directory is listed once.
+    """
+    wanted: dict[str, tuple[str, set[int]]] = {}
     for attempt in attempts:
-        wanted.setdefault(attempt.record.tag, set()).add(attempt.recorded_index)
-        dirs[attempt.record.tag] = attempt.record.log_dir
+        wanted.setdefault(attempt.record.tag, (attempt.record.log_dir, set()))[1].add(attempt.recorded_index)
     codes: dict[tuple[str, int], int] = {}
-    for tag, indices in wanted.items():
-        log_dir = dirs[tag]
+    started: set[tuple[str, int]] = set()
+    for tag, (log_dir, indices) in wanted.items():
         try:
             names = set(os.listdir(log_dir))
         except OSError:
             continue
+        started.update((tag, i) for i in indices if f"{i}.log" in names)
         for index in indices:
-            name = f"{index}.status"
-            if name not in names:
+            if f"{index}.status" not in names:
                 continue
             try:
-                codes[(tag, index)] = int(Path(log_dir, name).read_text().split()[0])
+                codes[(tag, index)] = int(Path(log_dir, f"{index}.status").read_text().split()[0])
             except (OSError, ValueError, IndexError):
                 continue
-    return codes
+    return codes, frozenset(started)
 
 
-def local_runs_alive(records: Iterable[SubmissionRecord]) -> set[str]:
+def local_runs_alive(records: Iterable[SubmissionRecord]) -> frozenset[str]:
     host = socket.gethostname()
-    return {
+    return frozenset(
         r.tag
         for r in records
-        if r.executor == "local" and r.status == Status.RUNNING and r.host == host and pid_alive(r.pid)
-    }
+        if r.executor == "local" and r.status == SubmissionState.RUNNING and r.host == host and pid_alive(r.pid)
+    )
 
 
-class SlurmReader(Protocol):
-    """The two queries state needs (implemented by `SlurmCommands`)."""
+def read_queue(slurm: Slurm | None, attempts: Sequence[Attempt]) -> SlurmView:
+    """The live tasks, and the job ids of unsettled submissions found by their tag in the queue."""
+    on_slurm = [a for a in attempts if a.record.executor == "slurm" and (a.record.job_id or unsettled(a.record))]
+    if not on_slurm:
+        return SlurmView()
+    if slurm is None:
+        raise SlurmError("the ledger holds Slurm jobs but Slurm is not available here (no squeue)")
+    queue = {(t.array_job_id, t.task_id): t for t in slurm.squeue_me() if t.task_id is not None}
+    open_tags = list(dict.fromkeys(a.record.tag for a in on_slurm if a.record.job_id is None))
+    # a submit died between sbatch and its ledger write: the queue knows the job by our tag
+    job_ids = jobs_by_tag(slurm, open_tags) if open_tags else {}
+    return SlurmView(queue=queue, job_ids=job_ids)
 
-    accounting_problem: str | None
 
-    def squeue_me(self) -> list[QueuedTask]: ...
+def read_accounting(slurm: Slurm | None, view: SlurmView, attempts: Iterable[Attempt]) -> None:
+    """One batched sacct for the jobs of ours that have tasks no longer in the queue."""
+    finished = sorted(
+        {
+            job_id
+            for a in attempts
+            if a.record.executor == "slurm"
+            and (job_id := view.job_id(a.record))
+            and (job_id, a.task_id) not in view.queue
+        }
+    )
+    if not finished or slurm is None:
+        return
+    found = slurm.sacct(finished)
+    if found is None:
+        view.accounting, view.accounting_problem = None, slurm.accounting_problem
+    else:
+        view.accounting = {(r.array_job_id, r.task_id): r for r in found if r.task_id is not None}
 
-    def sacct(self, job_ids: Sequence[str]) -> list[AccountingRecord] | None: ...
+
+def observe(
+    plans: Sequence[ExperimentPlan], ledger: Ledger, slurm: Slurm | None, find_done: FindDone
+) -> list[Observation]:
+    """What the ledger, the result store and Slurm say of `plans`: at most one squeue and one
+    (chunked) sacct for all of them."""
+    observations = []
+    for plan in plans:
+        known = len(ledger.problems)
+        records = ledger.records(ledger.experiment_key(plan.path))
+        if slurm is None:
+            # a record salvaged from a damaged one is confirmed (or not) only by Slurm's queue
+            records = [r for r in records if r.salvaged_from is None]
+        results = find_done(plan, None)
+        history = read_history(plan, records, results.done)
+        history.problems = ledger.problems[known:]
+        observations.append(Observation(plan, results, history))
+    unresolved = [a for o in observations for a in o.history.latest.values()]
+    view = read_queue(slurm, unresolved)
+    # Read after squeue answered: a task writes its exit status before it leaves the queue.
+    codes, started = read_exit_codes(unresolved)
+    alive = local_runs_alive({a.record.tag: a.record for a in unresolved}.values())
+    for observation in observations:
+        observation.exit_codes, observation.started, observation.local_alive = codes, started, alive
+        observation.slurm = view
+        _rescan_finished(observation, find_done)
+    read_accounting(slurm, view, (a for o in observations for a in o.history.latest.values()))
+    return observations
+
+
+def _rescan_finished(observation: Observation, find_done: FindDone) -> None:
+    """Results were read before squeue answered: an index whose task has left the queue since,
+    exiting 0, wrote its result meanwhile. Look again at just those, or it would look missing."""
+    view, history = observation.slurm, observation.history
+    gone = [
+        index
+        for index, a in history.latest.items()
+        if (job_id := view.job_id(a.record))
+        and (job_id, a.task_id) not in view.queue
+        and observation.exit_codes.get((a.record.tag, a.recorded_index)) == 0
+    ]
+    if not gone:
+        return
+    found = find_done(observation.plan, IndexSet.of(gone)).done
+    if found:
+        results = observation.results
+        observation.results = DoneAnswer(
+            results.done | found, results.unknown - found, results.notes, results.kind, results.database
+        )
+        for index in found:
+            history.latest.pop(index, None)
+
+
+# -- classifying: a pure function of the observations ------------------------------------------
+
+
+@dataclass
+class IndexStatus:
+    """One index's state, with its history where it has one (for `logs` and escalation)."""
+
+    index: int
+    state: str
+    attempts: int = 0
+    last: Attempt | None = None
+    reason: str | None = None
+    reason_kind: str | None = None
+    exit_code: int | None = None
+
+
+@dataclass
+class ExperimentStatus:
+    plan: ExperimentPlan
+    sets: dict[str, IndexSet]
+    verdicts: dict[int, Verdict]  # indices with a history that are failed, given up or missing
+    history: History
+    results: DoneAnswer
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def edited_since(self) -> list[str]:
+        return self.history.edited_since
+
+    def counts(self) -> dict[str, int]:
+        return {state: len(self.sets[state]) for state in STATES}
+
+    def reasons(self, state: str = FAILED) -> dict[str, IndexSet]:
+        """The indices of `state` grouped by why (failed and given up indices have a reason)."""
+        groups: dict[str, list[int]] = {}
+        for index in self.sets[state]:
+            verdict = self.verdicts.get(index)
+            groups.setdefault((verdict.reason if verdict else None) or "unknown", []).append(index)
+        return {reason: IndexSet.of(indices) for reason, indices in groups.items()}
+
+    def index(self, index: int) -> IndexStatus:
+        state = next(s for s in STATES if index in self.sets[s])
+        verdict = self.verdicts.get(index) or Verdict(state)
+        return IndexStatus(
+            index,
+            state,
+            self.history.attempts.get(index, 0),
+            self.history.latest.get(index),
+            verdict.reason,
+            verdict.reason_kind,
+            verdict.exit_code,
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "experiment": self.plan.path,
+            "total": self.plan.total,
+            **self.counts(),
+            "indices": {state: self.sets[state].text() for state in STATES},
+            "failed_reasons": {reason: ix.text() for reason, ix in sorted(self.reasons(FAILED).items())},
+            "given_up_reasons": {reason: ix.text() for reason, ix in sorted(self.reasons(GIVEN_UP).items())},
+            "edited_since_submission": self.edited_since,
+            "results": self.results.kind,
+            "database": self.results.database,
+        }
+
+
+def classify(observation: Observation, max_attempts: int) -> ExperimentStatus:
+    """Every index's state; a failed index that has had `max_attempts` attempts is given up."""
+    plan, history, results = observation.plan, observation.history, observation.results
+    members: dict[str, list[int]] = {state: [] for state in (RUNNING, PENDING, FAILED, GIVEN_UP, MISSING)}
+    verdicts: dict[int, Verdict] = {}
+    for index, attempt in history.latest.items():
+        if index in results.unknown:
+            continue
+        verdict = judge(attempt, observation)
+        state = verdict.state
+        if state == FAILED and history.attempts.get(index, 0) >= max_attempts:
+            state = GIVEN_UP
+        members[state].append(index)
+        if state not in (RUNNING, PENDING):
+            verdicts[index] = verdict
+    sets = {state: IndexSet.of(sorted(indices)) for state, indices in members.items()}
+    held = sets[RUNNING] | sets[PENDING] | sets[FAILED] | sets[GIVEN_UP]
+    sets[MISSING] = IndexSet.range(0, plan.total) - results.done - results.unknown - held
+    sets[DONE], sets[UNKNOWN] = results.done, results.unknown
+    notes = [*history.problems, *results.notes]
+    return ExperimentStatus(plan, sets, verdicts, history, results, list(dict.fromkeys(notes)))
+
+
+def judge(attempt: Attempt, seen: Observation) -> Verdict:
+    """The state of an index that is not done, from its latest attempt and what was observed of it."""
+    record = attempt.record
+    code = seen.exit_codes.get((record.tag, attempt.recorded_index))
+    if attempt.task_id in record.cancelled_tasks and code is None:
+        return Verdict(MISSING, "cancelled with orchestrator cancel")
+    if record.executor == "local":
+        return _judge_local(attempt, code, seen)
+    job_id = seen.slurm.job_id(record)
+    if job_id is None:
+        return Verdict(MISSING)  # an intent whose sbatch never answered: nothing is known to be queued
+    live = seen.slurm.queue.get((job_id, attempt.task_id))
+    if live is not None and (code is None or code == 0):
+        # still queued (code 0: the index has just finished, its task is completing): in flight
+        if live.state in _PENDING_STATES:
+            return Verdict(PENDING, live.reason or None)
+        if live.state in _RUNNING_STATES:
+            return Verdict(RUNNING)
+    return _judge_finished(attempt, code, seen, job_id)
+
+
+def _judge_local(attempt: Attempt, code: int | None, seen: Observation) -> Verdict:
+    record = attempt.record
+    if code is None and record.tag in seen.local_alive:
+        started = (record.tag, attempt.recorded_index) in seen.started
+        return Verdict(RUNNING) if started else Verdict(PENDING, "waiting for a free local slot")
+    if code is not None:
+        return _by_exit_code(code)
+    if record.status == SubmissionState.INTERRUPTED:
+        return Verdict(FAILED, "CANCELLED (interrupted)", "CANCELLED")
+    return Verdict(FAILED, "unknown (the local run ended without an exit status)")
+
+
+def _judge_finished(attempt: Attempt, code: int | None, seen: Observation, job_id: str) -> Verdict:
+    accounting = seen.slurm.accounting
+    accounted = accounting.get((job_id, attempt.task_id)) if accounting is not None else None
+    if accounted is not None and accounted.state in _TASK_END_REASONS and (code is None or code != 0):
+        reason = accounted.state if accounted.state != "CANCELLED" else f"CANCELLED {accounted.reason_detail}".strip()
+        return Verdict(FAILED, reason, accounted.state, code)
+    if code is not None:
+        return _by_exit_code(code)
+    if accounted is not None and accounted.state == "FAILED":
+        return Verdict(FAILED, f"FAILED exit {accounted.exit_code}", "FAILED", accounted.exit_code)
+    if accounted is not None and accounted.state in ("PENDING", "RUNNING", "REQUEUED"):
+        # accounting lags behind squeue; squeue (asked first) no longer has it
+        return Verdict(FAILED, f"unknown (sacct still says {accounted.state})")
+    if accounting is None:
+        why = f": {seen.slurm.accounting_problem}" if seen.slurm.accounting_problem else ""
+        return Verdict(FAILED, f"unknown (no accounting{why})")
+    if accounted is not None:
+        return Verdict(FAILED, f"unknown (task {accounted.state}, index left no exit status)")
+    return Verdict(FAILED, "unknown (not in squeue, no accounting record)")
+
+
+def _by_exit_code(code: int) -> Verdict:
+    if code == 0:
+        # it finished and its result has gone since (or was never written): missing, not failed
+        return Verdict(MISSING, "exited 0 but its result is not there", None, 0)
+    return Verdict(FAILED, f"FAILED exit {code}", "FAILED", code)
 
 
 def gather(
     plans: Sequence[ExperimentPlan],
     ledger: Ledger,
-    slurm: SlurmReader | None,
-    marker: str | None = None,
-    scanner: ResultScanner | None = None,
+    slurm: Slurm | None,
+    find_done: FindDone,
+    max_attempts: int,
 ) -> list[ExperimentStatus]:
-    """Every index's state for `plans`, with at most one squeue and one (chunked) sacct call."""
-    scanner = scanner or ResultScanner(str(ledger.root))
-    staged = []
-    unresolved: list[Attempt] = []
-    for plan in plans:
-        known_problems = len(ledger.problems)
-        records = ledger.records(ledger.experiment_key(plan.path))
-        problems = ledger.problems[known_problems:]  # damaged records of this experiment's group
-        if slurm is None:
-            # a record salvaged from a damaged one is confirmed (or not) only by Slurm's queue
-            records = [r for r in records if r.salvaged_from is None]
-        latest, attempts, edited = latest_attempts(plan, records)
-        done = result_paths_present(plan, scanner, marker)
-        staged.append((plan, problems, latest, attempts, edited, done))
-        unresolved.extend(a for i, a in latest.items() if i not in done)
-
-    on_slurm = [a for a in unresolved if a.record.executor == "slurm" and (a.record.job_id or _open(a.record))]
-    queue: dict[tuple[str, int], QueuedTask] = {}
-    accounting: dict[tuple[str, int], AccountingRecord] | None = {}
-    problem = None
-    if on_slurm:
-        if slurm is None:
-            raise SlurmError("the ledger holds Slurm jobs but Slurm is not available here (no squeue)")
-        by_tag: dict[str, str] = {}
-        for task in slurm.squeue_me():
-            by_tag[task.name] = by_tag[task.comment] = task.array_job_id
-            if task.task_id is not None:
-                queue[(task.array_job_id, task.task_id)] = task
-        for attempt in on_slurm:
-            if attempt.record.job_id is None and attempt.record.tag in by_tag:
-                # a submit died between sbatch and its ledger write: the queue knows the job by our tag
-                attempt.record.job_id = by_tag[attempt.record.tag]
-        on_slurm = [a for a in on_slurm if a.record.job_id]
-    # Read after squeue answered: a task writes its exit status before it leaves the queue.
-    exit_codes = read_exit_codes(unresolved)
-    if on_slurm:
-        # Results were scanned before squeue answered: an index whose task has left the queue since,
-        # exiting 0, wrote its result meanwhile. Look again at just those, or it would look missing.
-        rescan = ResultScanner(str(ledger.root))
-        for plan, _problems, latest, _attempts, _edited, done in staged:
-            gone = [
-                i
-                for i, a in latest.items()
-                if i not in done
-                and a.record.job_id
-                and (a.record.job_id, a.task_id) not in queue
-                and exit_codes.get((a.record.tag, a.recorded_index)) == 0
-            ]
-            if gone:
-                done |= result_paths_present(plan, rescan, marker, gone)
-        finished = sorted({a.record.job_id for a in on_slurm if (a.record.job_id, a.task_id) not in queue})
-        if finished:
-            assert slurm is not None
-            found = slurm.sacct(finished)
-            if found is None:
-                accounting, problem = None, slurm.accounting_problem
-            else:
-                accounting = {(r.array_job_id, r.task_id): r for r in found if r.task_id is not None}
-    seen = Observations(
-        done=set(),
-        queue=queue,
-        accounting=accounting,
-        accounting_problem=problem,
-        exit_codes=exit_codes,
-        local_alive=local_runs_alive({a.record.tag: a.record for a in unresolved}.values()),
-    )
-    out = []
-    for plan, problems, latest, attempts, edited, done in staged:
-        seen.done = done
-        out.append(ExperimentStatus(plan, classify(plan, latest, attempts, seen), edited, list(problems)))
-    return out
+    """Every index's state for `plans`: observe, then classify."""
+    return [classify(o, max_attempts) for o in observe(plans, ledger, slurm, find_done)]
