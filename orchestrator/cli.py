@@ -9,10 +9,11 @@ import itertools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
+from orchestrator import display
 from orchestrator.config import load_config
 from orchestrator.control import cancel, last_log
 from orchestrator.errors import EnvironmentFailure, OrchestratorError
@@ -20,14 +21,16 @@ from orchestrator.executors import Executor, LocalExecutor, SlurmExecutor
 from orchestrator.ledger import Ledger
 from orchestrator.planner import ExperimentPlan, plan_experiment
 from orchestrator.profile import ClusterProfile, load_profile
+from orchestrator.remembered import PlanRequest, planned_as, submitted_experiments
 from orchestrator.result_store import FindDone, paths_store
 from orchestrator.slurm import Slurm, connect
 from orchestrator.slurm_formats import format_ranges
-from orchestrator.state import FAILED, GIVEN_UP, STATES, gather
-from orchestrator.submit import SubmitFailed, SubmitOptions, SubmitReport, Submitter
+from orchestrator.state import gather
+from orchestrator.submit import SubmitFailed, SubmitInterrupted, SubmitOptions, Submitter
 from orchestrator.submit_lock import SubmitLock
 from orchestrator.sweep import DEFAULT_SWEEP_KEYS
-from orchestrator.util import progress_bar
+
+EXIT_TASKS_FAILED = 3  # a local run in which some indices failed
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,15 +66,37 @@ def _keys(text: str) -> tuple[str, ...]:
     return keys
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("experiments", nargs="+", metavar="EXPERIMENT", help="experiment files (JSON or YAML)")
-    parser.add_argument("--runs", type=_positive_int, default=1, help="runs per permutation (default 1)")
+def _add_plan_options(parser: argparse.ArgumentParser, remembered: bool) -> None:
+    said = " (default: as last submitted, else 1)" if remembered else " (default 1)"
+    parser.add_argument("--runs", type=_positive_int, default=None, help="runs per permutation" + said)
     parser.add_argument(
         "--keys",
         type=_keys,
-        default=DEFAULT_SWEEP_KEYS,
-        help="comma-separated top-level keys to sweep (default metaParameters)",
+        default=None,
+        help="comma-separated top-level keys to sweep (default: "
+        + ("as last submitted, else " if remembered else "")
+        + "metaParameters)",
     )
+
+
+def _command(
+    commands: argparse._SubParsersAction,
+    name: str,
+    help: str,
+    handler: Callable[[argparse.Namespace], int],
+    experiments: str = "+",
+) -> argparse.ArgumentParser:
+    """A subcommand on experiments that knows the cluster profile and prints JSON on request."""
+    parser = commands.add_parser(name, help=help)
+    parser.add_argument("experiments", nargs=experiments, metavar="EXPERIMENT", help="experiment files (JSON or YAML)")
+    _add_plan_options(parser, remembered=name != "submit")
+    parser.add_argument("--cluster", metavar="PROFILE", help="cluster profile (YAML or JSON)")
+    parser.add_argument(
+        "--marker", metavar="FILE", help="count an index done only when this file exists inside its save path"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=handler)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     plan = commands.add_parser("plan", help="show the indices of a sweep, their params and result paths")
-    _add_common(plan)
+    plan.add_argument("experiments", nargs="+", metavar="EXPERIMENT", help="experiment files (JSON or YAML)")
+    _add_plan_options(plan, remembered=False)
     plan.add_argument("--jsonl", action="store_true", help="one JSON object per index on stdout")
     plan.set_defaults(handler=cmd_plan)
 
@@ -99,75 +125,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--retry-given-up", action="store_true", help="also resubmit indices past max_attempts")
     submit.add_argument("--max-parallel", type=_positive_int, help="local executor: tasks at once (default: cores)")
-    _command(commands, "status", "each index's state: done, running, pending, failed, missing", cmd_status)
+    _command(
+        commands,
+        "status",
+        "each index's state (no EXPERIMENT: every experiment this project has submitted)",
+        cmd_status,
+        experiments="*",
+    )
     _command(commands, "cancel", "cancel our running and pending tasks of these experiments", cmd_cancel)
 
     logs = commands.add_parser("logs", help="the log of an index's last attempt")
     logs.add_argument("experiment", metavar="EXPERIMENT")
     logs.add_argument("index", type=_non_negative_int, metavar="INDEX")
-    logs.add_argument("--runs", type=_positive_int, default=None, help=argparse.SUPPRESS)
-    logs.add_argument("--keys", type=_keys, default=DEFAULT_SWEEP_KEYS, help="swept keys (default metaParameters)")
+    _add_plan_options(logs, remembered=True)
     logs.add_argument("--slurm-output", action="store_true", help="also print Slurm's own output for the task")
     logs.set_defaults(handler=cmd_logs)
     return parser
 
 
-def _command(
-    commands: argparse._SubParsersAction, name: str, help: str, handler: Callable[[argparse.Namespace], int]
-) -> argparse.ArgumentParser:
-    """A subcommand on experiments that knows the cluster profile and prints JSON on request."""
-    parser = commands.add_parser(name, help=help)
-    _add_common(parser)
-    parser.add_argument("--cluster", metavar="PROFILE", help="cluster profile (YAML or JSON)")
-    parser.add_argument(
-        "--marker", metavar="FILE", help="count an index done only when this file exists inside its save path"
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(handler=handler)
-    return parser
+# -- shared steps ------------------------------------------------------------------------------
 
 
-def _plans(args: argparse.Namespace) -> list[ExperimentPlan]:
+def _requests(args: argparse.Namespace, ledger: Ledger, remember: bool) -> list[PlanRequest]:
+    """How to plan each experiment named: as given, else (`remember`) as last submitted; said on stderr."""
+    requests = []
+    for experiment in args.experiments:
+        if remember:
+            request = planned_as(ledger, experiment, args.runs, args.keys)
+        else:
+            request = PlanRequest(experiment, args.runs or 1, args.keys or DEFAULT_SWEEP_KEYS)
+        if request.note():
+            print(f"orchestrator: {request.note()}", file=sys.stderr)
+        requests.append(request)
+    return requests
+
+
+def _plans(requests: Iterable[PlanRequest]) -> list[ExperimentPlan]:
     config = load_config(".")
-    return [plan_experiment(path, config, args.runs, args.keys) for path in args.experiments]
-
-
-# -- commands ----------------------------------------------------------------------------------
-
-
-def cmd_plan(args: argparse.Namespace) -> int:
-    plans = _plans(args)
-    out = sys.stdout
-    if args.jsonl:
-        for plan in plans:
-            _write_in_chunks(out, plan.jsonl_lines())
-        return 0
-    for number, plan in enumerate(plans):
-        if number:
-            out.write("\n")
-        out.write(
-            f"{plan.path}\n"
-            f"  permutations: {plan.num_permutations}   runs: {plan.runs}   total indices: {plan.total}"
-            f" (0-{plan.total - 1})\n"
-        )
-        axes = [a for a in plan.sweep.axes if len(a.values) > 1]
-        if axes:
-            out.write("  swept: " + ", ".join(f"{a.name} ({len(a.values)})" for a in axes) + "\n")
-        for index in _sample_indices(plan.total):
-            info = plan.info(index)
-            out.write(f"  [{index}] run {info.run}  {json.dumps(info.params)}\n      -> {info.save_path}\n")
-    return 0
-
-
-def _write_in_chunks(out: TextIO, lines: Iterator[str], chunk: int = 4096) -> None:
-    """Stream lines, a few thousand per write: flat memory, few system calls."""
-    while True:
-        block = list(itertools.islice(lines, chunk))
-        if not block:
-            return
-        block.append("")
-        out.write("\n".join(block))
-        out.flush()
+    return [plan_experiment(r.experiment, config, r.runs, r.keys) for r in requests]
 
 
 def _profile(args: argparse.Namespace) -> ClusterProfile:
@@ -191,14 +186,49 @@ def _executor(name: str, slurm: Slurm | None, max_parallel: int | None) -> Execu
     return SlurmExecutor(slurm)
 
 
-def _waiting_for_lock(holder: str) -> None:
-    print(f"orchestrator: waiting for another submit to finish ({holder})", file=sys.stderr, flush=True)
+def _lock(ledger: Ledger) -> SubmitLock:
+    def waiting(holder: str) -> None:
+        print(f"orchestrator: waiting for another submit to finish ({holder})", file=sys.stderr, flush=True)
+
+    return SubmitLock(ledger.root, on_wait=waiting)
+
+
+def _print(lines: Iterable[str], out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    for line in lines:
+        out.write(line + "\n")
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    plans = _plans(_requests(args, Ledger(Path(".")), remember=False))
+    if args.jsonl:
+        for plan in plans:
+            _write_in_chunks(sys.stdout, plan.jsonl_lines())
+        return 0
+    for number, plan in enumerate(plans):
+        _print([""] if number else [])
+        _print(display.plan_lines(plan))
+    return 0
+
+
+def _write_in_chunks(out: TextIO, lines: Iterator[str], chunk: int = 4096) -> None:
+    """Stream lines, a few thousand per write: flat memory, few system calls."""
+    while True:
+        block = list(itertools.islice(lines, chunk))
+        if not block:
+            return
+        block.append("")
+        out.write("\n".join(block))
+        out.flush()
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    plans = _plans(args)
-    profile = _profile(args)
     ledger = Ledger(Path("."))
+    plans = _plans(_requests(args, ledger, remember=False))
+    profile = _profile(args)
     slurm = connect()
     executor = _executor(args.executor, slurm, args.max_parallel)
     options = SubmitOptions(dry_run=args.dry_run, escalate=args.escalate, retry_given_up=args.retry_given_up)
@@ -206,116 +236,61 @@ def cmd_submit(args: argparse.Namespace) -> int:
     submitter = Submitter(ledger, profile, executor, slurm, _find_done(ledger, profile), options)
     submitter.check(plans)
     # a dry run writes nothing, not even the lock
-    with contextlib.nullcontext() if args.dry_run else SubmitLock(ledger.root, on_wait=_waiting_for_lock):
+    with contextlib.nullcontext() if args.dry_run else _lock(ledger):
         try:
             report = submitter.submit(plans)
         except SubmitFailed as e:
-            _print_submit(e.report, args.json, sys.stdout, failed=True)
+            _print([json.dumps(e.report.to_json())] if args.json else display.submit_lines(e.report, failed=True))
             raise
-    _print_submit(report, args.json, sys.stdout)
-    return 0
-
-
-def _print_submit(report: SubmitReport, as_json: bool, out: TextIO, failed: bool = False) -> None:
-    if as_json:
-        out.write(json.dumps(report.to_json()) + "\n")
-        return
-    for s in report.submissions:
-        if report.dry_run:
-            out.write(f"--- {s.experiment}: would submit {s.tasks} task(s), indices {s.indices.text()}\n")
-            out.write(s.script_text)
-            continue
-        where = f"job {s.job_id}" if s.job_id else "ran locally"
-        out.write(
-            f"{s.experiment}: {where} ({s.tag}): {s.tasks} task(s), indices {s.indices.text()}"
-            f"  [time {s.resources.time}, mem/cpu {s.resources.mem_per_cpu}]\n"
-        )
-        if s.failed_indices:
-            out.write(f"  failed: {s.failed_indices.text()} (see: orchestrator logs {s.experiment} INDEX)\n")
-    for o in report.outcomes:
-        if o.not_yet_submitted:
-            out.write(
-                f"{o.experiment}: not yet submitted (submit limit): {o.not_yet_submitted.text()}; "
-                "run submit again when jobs have finished\n"
-            )
-        if o.given_up:
-            out.write(
-                f"{o.experiment}: given up after max attempts: {o.given_up.text()} (--retry-given-up to resend)\n"
-            )
-    for note in report.notes:
-        out.write(f"note: {note}\n")
-    if not report.submissions and not failed:  # a failed submit says on stderr what was not submitted
-        skipped = ", ".join(
-            f"{o.experiment}: {o.skipped['done']} done, {o.skipped['running']} running, {o.skipped['pending']} pending"
-            for o in report.outcomes
-        )
-        out.write(f"Nothing to submit ({skipped}).\n")
+        except SubmitInterrupted as e:
+            _print(display.interrupted_summary(e.report, e.left, ["orchestrator", *sys.argv[1:]]), sys.stderr)
+            raise
+    _print([json.dumps(report.to_json())] if args.json else display.submit_lines(report))
+    failed = any(s.failed_indices for s in report.submissions)
+    return EXIT_TASKS_FAILED if failed else 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    plans = _plans(args)
-    profile = _profile(args)
     ledger = Ledger(Path("."))
+    if args.experiments:
+        requests = _requests(args, ledger, remember=True)
+    else:
+        requests = submitted_experiments(ledger)
+        if not requests:
+            _print(["No experiment of this project has been submitted yet (the ledger is empty)."])
+            return 0
+    plans = _plans(requests)
+    profile = _profile(args)
     statuses = gather(plans, ledger, connect(), _find_done(ledger, profile), profile.max_attempts)
     if args.json:
-        sys.stdout.write(json.dumps({"experiments": [s.to_json() for s in statuses]}) + "\n")
+        _print([json.dumps({"experiments": [s.to_json() for s in statuses]})])
         return 0
-    out = sys.stdout
     for status in statuses:
-        counts = status.counts()
-        total = status.plan.total
-        others = "  ".join(
-            f"{state.replace('_', ' ')} {counts[state]}"
-            for state in STATES[1:]
-            if counts[state] or state in _ALWAYS_SHOWN
-        )
-        out.write(
-            f"{status.plan.path}  {progress_bar(counts['done'], total)} {counts['done']}/{total} done  {others}\n"
-        )
-        for state, label in ((FAILED, "failed"), (GIVEN_UP, "given up")):
-            for reason, indices in sorted(status.reasons(state).items()):
-                out.write(f"  {label}, {reason}: {indices.text()}\n")
-        if status.edited_since:
-            out.write(
-                f"  note: the experiment file changed since {len(status.edited_since)} submission(s); "
-                "their indices are matched by params\n"
-            )
-        for note in status.notes:
-            out.write(f"  note: {note}\n")
+        _print(display.status_lines(status) if args.experiments else [display.status_line(status)])
     return 0
 
 
-_ALWAYS_SHOWN = ("running", "pending", "failed", "missing")
-
-
 def cmd_cancel(args: argparse.Namespace) -> int:
-    plans = _plans(args)
-    profile = _profile(args)
     ledger = Ledger(Path("."))
+    plans = _plans(_requests(args, ledger, remember=True))
+    find_done = _find_done(ledger, _profile(args))
     # not the lock around it all: a local run holds it until it ends (cancel takes it for Slurm's part)
-    result = cancel(
-        plans,
-        ledger,
-        connect(),
-        _find_done(ledger, profile),
-        lock=lambda: SubmitLock(ledger.root, on_wait=_waiting_for_lock),
-    )
+    result = cancel(plans, ledger, connect(), find_done, lock=lambda: _lock(ledger))
     if args.json:
-        sys.stdout.write(json.dumps(result.to_json()) + "\n")
+        _print([json.dumps(result.to_json())])
         return 0
     for experiment, indices in result.cancelled.items():
-        if indices:
-            out = f"{experiment}: cancelled {len(indices)} index(es): {format_ranges(indices)}"
-        else:
-            out = f"{experiment}: nothing running or pending"
-        sys.stdout.write(out + "\n")
+        done = (
+            f"cancelled {len(indices)} index(es): {format_ranges(indices)}" if indices else "nothing running or pending"
+        )
+        _print([f"{experiment}: {done}"])
     return 0
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    config = load_config(".")
-    plan = plan_experiment(args.experiment, config, args.runs or 1, args.keys)
     ledger = Ledger(Path("."))
+    args.experiments = [args.experiment]
+    (plan,) = _plans(_requests(args, ledger, remember=True))
     profile = ClusterProfile()
     found = last_log(plan, args.index, ledger, connect(), _find_done(ledger, profile), profile.max_attempts)
     sys.stdout.write(found.header + "\n")
@@ -324,12 +299,6 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if args.slurm_output and found.slurm_output is not None:
         sys.stdout.write(f"--- Slurm output ({found.slurm_output_path})\n{found.slurm_output}")
     return 0
-
-
-def _sample_indices(total: int, count: int = 3) -> list[int]:
-    if total <= count + 1:
-        return list(range(total))
-    return [*range(count - 1), total - 1]
 
 
 # -- entry point -------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ class Job:
     log_dir: Path
     root: Path  # the project root: tasks run here
     cpus_per_task: int = 1
+    time_limit_seconds: int | None = None  # the local executor stops a task after it, as Slurm does
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Outcome:
     job_id: str | None = None
     note: str | None = None
     task_exit_codes: dict[int, int] = field(default_factory=dict)
+    task_ends: dict[int, str] = field(default_factory=dict)  # tasks the executor stopped, and why (TIMEOUT)
     cut_short: list[int] = field(default_factory=list)  # tasks stopped or never started: not attempts
     deferred: bool = False  # the submit limit is full: its indices wait for a later submit
     failure: str | None = None  # stop the submit after recording this, saying so
@@ -129,6 +131,14 @@ def _job_by_tag(slurm: Slurm, tag: str) -> str | None:
 class LocalOutcome:
     task_exit_codes: dict[int, int]
     interrupted: bool
+    task_ends: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Task:
+    process: subprocess.Popen[bytes]
+    started: float
+    stopping: float | None = None  # when it was told to stop (past its time limit)
 
 
 class LocalExecutor:
@@ -162,13 +172,14 @@ class LocalExecutor:
         started()
         result = self.run(job)
         if not result.interrupted:
-            return Outcome(SubmissionState.FINISHED, task_exit_codes=result.task_exit_codes)
+            return Outcome(SubmissionState.FINISHED, task_exit_codes=result.task_exit_codes, task_ends=result.task_ends)
         # Tasks the interruption stopped or never started were not attempts, as with `cancel`:
         # their indices are missing again, and max_attempts never gives them up.
         cut_short = sorted(set(range(job.num_tasks)) - set(result.task_exit_codes))
         return Outcome(
             SubmissionState.INTERRUPTED,
             task_exit_codes=result.task_exit_codes,
+            task_ends=result.task_ends,
             cut_short=cut_short,
             interrupted=True,
         )
@@ -177,33 +188,48 @@ class LocalExecutor:
         """Run tasks 0..num_tasks-1 of the script; Ctrl-C stops the children and returns what finished."""
         job.log_dir.mkdir(parents=True, exist_ok=True)
         waiting = list(range(job.num_tasks))
-        running: dict[int, subprocess.Popen[bytes]] = {}
-        codes: dict[int, int] = {}
-        interrupted = False
+        running: dict[int, _Task] = {}
+        result = LocalOutcome({}, interrupted=False)
         previous_handlers = _raise_interrupt_on_signals()
         try:
             while waiting or running:
                 while waiting and len(running) < self.max_parallel:
                     task = waiting.pop(0)
-                    running[task] = self._start(job, task)
-                for task, process in list(running.items()):
-                    code = process.poll()
-                    if code is not None:
-                        del running[task]
-                        codes[task] = code
-                self._draw(len(codes), job.num_tasks)
+                    running[task] = _Task(self._start(job, task), time.monotonic())
+                self._poll(job, running, result)
+                self._draw(len(result.task_exit_codes), job.num_tasks)
                 if running:
                     time.sleep(self.poll_interval)
         except KeyboardInterrupt:
-            interrupted = True
-            self._stop(running)
+            result.interrupted = True
+            self._stop({task: t.process for task, t in running.items()})
         finally:
             for signum, previous in previous_handlers.items():
                 signal.signal(signum, previous)
             if self.progress is not None:
                 self.progress.write("\n")
                 self.progress.flush()
-        return LocalOutcome(codes, interrupted)
+        return result
+
+    def _poll(self, job: Job, running: dict[int, _Task], result: LocalOutcome) -> None:
+        """Collect the tasks that ended; stop those past the time limit, as Slurm does (TIMEOUT)."""
+        now = time.monotonic()
+        for task, entry in list(running.items()):
+            code = entry.process.poll()
+            if code is not None:
+                if entry.stopping is not None:
+                    _signal_group(entry.process, signal.SIGKILL)  # whatever of it outlived the shell
+                del running[task]
+                result.task_exit_codes[task] = code
+                continue
+            if job.time_limit_seconds is None or now - entry.started < job.time_limit_seconds:
+                continue
+            if entry.stopping is None:
+                result.task_ends[task] = "TIMEOUT"
+                entry.stopping = now
+                _signal_group(entry.process, signal.SIGTERM)
+            elif now - entry.stopping >= self.kill_grace:
+                _signal_group(entry.process, signal.SIGKILL)
 
     def _start(self, job: Job, task: int) -> subprocess.Popen[bytes]:
         variables = slurm_environment(task, job.num_tasks, job.tag, job.tag, job.root, job.cpus_per_task)
@@ -212,7 +238,7 @@ class LocalExecutor:
             return subprocess.Popen(
                 ["bash", str(job.script)],
                 cwd=job.root,
-                env={**os.environ, **variables},
+                env={**os.environ, **variables, "PATH": _interpreter_first(os.environ.get("PATH", ""))},
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
@@ -266,6 +292,14 @@ def slurm_environment(
         "SLURM_SUBMIT_DIR": str(cwd),
         "SLURM_CLUSTER_NAME": "local",
     }
+
+
+def _interpreter_first(path: str) -> str:
+    """PATH with the bin directory of the Python running orchestrator first: a task's `python` is one
+    that can import orchestrator, even when its venv is not activated (a pipx-style install)."""
+    own = os.path.dirname(sys.executable)
+    parts = [p for p in path.split(os.pathsep) if p and p != own]
+    return os.pathsep.join([own, *parts])
 
 
 def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:

@@ -67,6 +67,8 @@ class SubmissionRecord:
     pid: int | None = None
     note: str | None = None
     cancelled_tasks: list[int] = field(default_factory=list)  # tasks stopped by `orchestrator cancel`
+    runs: int | None = None  # --runs of the submit (status, cancel and logs default to it)
+    task_ends: dict[str, str] = field(default_factory=dict)  # local: task id -> how it was stopped (TIMEOUT)
     version: int = RECORD_VERSION
     # set (never written) on a record rebuilt from the run directory of a damaged one: its path
     salvaged_from: str | None = field(default=None, compare=False)
@@ -98,6 +100,8 @@ class SubmissionRecord:
             raise ValueError("tasks is not a list of index lists")
         if not _int_lists([record.cancelled_tasks]):
             raise ValueError("cancelled_tasks is not a list of task ids")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in record.task_ends.items()):
+            raise ValueError("task_ends is not a mapping of task id -> state")
         if not all(isinstance(k, str) for k in record.keys):
             raise ValueError("keys is not a list of strings")
         if record.job_id is not None and not re.fullmatch(r"\d+", record.job_id):
@@ -139,6 +143,8 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "git": dict,
     "host": str,
     "pid": (int, _NONE),
+    "runs": (int, _NONE),
+    "task_ends": dict,
     "note": (str, _NONE),
     "version": int,
 }
@@ -211,6 +217,22 @@ class Ledger:
             if group.is_dir():
                 out.extend(self._read_group(group))
         return out
+
+    def latest_records(self) -> list[SubmissionRecord]:
+        """The newest readable record of every experiment in the ledger, by experiment key."""
+        if not self.ledger_dir.is_dir():
+            return []
+        out = []
+        for group in sorted(self.ledger_dir.iterdir()):
+            records = list(self._read_group(group)) if group.is_dir() else []
+            if records:
+                out.append(records[-1])
+        return sorted(out, key=lambda r: r.experiment_key)
+
+    def last_submission(self, experiment_key: str) -> SubmissionRecord | None:
+        """The newest record of the experiment that says how it was planned (its --runs)."""
+        known = [r for r in self.records(experiment_key) if r.runs is not None]
+        return known[-1] if known else None
 
     def _read_group(self, group: Path) -> Iterator[SubmissionRecord]:
         try:

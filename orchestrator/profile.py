@@ -58,11 +58,6 @@ _MEMORY_OPTIONS = ("mem", "mem-per-gpu")
 _GPUS = re.compile(r"(?:[A-Za-z0-9_.\-]+:)?[1-9][0-9]*")
 
 
-def parse_profile_text(text: str, source: str) -> dict[str, Any]:
-    """The top-level mapping of a profile file (YAML or JSON by suffix), errors with line and column."""
-    return parse_experiment_text(text, source)  # same loaders: line/column errors, YAML 1.2 numbers
-
-
 @cache
 def known_sbatch_options() -> frozenset[str]:
     """The long sbatch option names simple-slurm knows (its `arguments.txt`), spelled as sbatch does."""
@@ -434,7 +429,8 @@ def load_profile(path: str | Path) -> ClusterProfile:
     if not source.lower().endswith(PROFILE_SUFFIXES):
         raise UserError("a cluster profile must be a .yaml, .yml or .json file", source=source)
     _, text = read_user_file(path, "cluster profile")
-    profile = ClusterProfile.from_dict(parse_profile_text(text, source), source=source)
+    # the experiment files' loaders: line/column errors, YAML 1.2 numbers
+    profile = ClusterProfile.from_dict(parse_experiment_text(text, source), source=source)
     if profile.template is not None and not Path(profile.template).is_file():
         raise UserError(f"template file not found: {profile.template}", source=source, key_path="template")
     return profile

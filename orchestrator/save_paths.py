@@ -13,7 +13,6 @@ from orchestrator.errors import UserError
 # PyExpUtils' `interpolate`: non-greedy `{...}`, each replaced in turn by `str(value)`.
 _PLACEHOLDER = re.compile(r"{.*?}")
 _SCALARS = (str, int, float, bool, type(None))
-SPECIAL_NAMES = ("params", "run", "name")
 
 
 def experiment_name(

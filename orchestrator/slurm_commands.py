@@ -183,42 +183,48 @@ class SlurmCommands:
         A permanent failure (non-zero exit with any other stderr) is returned for the caller to interpret.
         """
         name = argv[0]
-        command = shlex.join(argv)
         env = self._environment(extra_env)
         tries = self.attempts if retry else 1
         for attempt in range(tries):
             self.calls[name] += 1
-            try:
-                result = subprocess.run(
-                    list(argv),
-                    capture_output=True,
-                    text=True,
-                    timeout=self.timeout,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    check=False,
-                    # a command that changes state must not outlive us: see _die_with_parent
-                    preexec_fn=None if retry else _die_with_parent(os.getpid()),
-                )
-            except FileNotFoundError:
-                raise SlurmError(f"{name} not found on PATH", command=command) from None
-            except subprocess.TimeoutExpired as exc:
-                stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-                message = f"{name} did not answer within {self.timeout:g} s"
-            except OSError as exc:
-                raise SlurmError(f"{name} could not be run: {exc}", command=command) from None
-            else:
-                if result.returncode == 0 or not _is_transient(result.stderr):
-                    return result
-                stderr = result.stderr
-                message = f"{name} could not reach Slurm: {_summary(stderr)}"
+            result, stderr, message = self._run_once(argv, env, retry)
+            if result is not None:
+                return result
             if attempt + 1 < tries:
                 sleep(uniform(0, min(_MAX_BACKOFF, self.backoff * 2**attempt)))
         if tries > 1:
             message += f" ({tries} attempts)"
         if not retry:
             message += f"; {unknown_effect or 'it may or may not have taken effect'}"
-        raise SlurmUnavailable(message, command=command, stderr=stderr, outcome_unknown=not retry)
+        raise SlurmUnavailable(message, command=shlex.join(argv), stderr=stderr, outcome_unknown=not retry)
+
+    def _run_once(
+        self, argv: Sequence[str], env: Mapping[str, str], retry: bool
+    ) -> tuple[subprocess.CompletedProcess[str] | None, str, str]:
+        """(the result, or None with stderr and why when Slurm did not answer)."""
+        name, command = argv[0], shlex.join(argv)
+        try:
+            result = subprocess.run(
+                list(argv),
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                check=False,
+                # a command that changes state must not outlive us: see _die_with_parent
+                preexec_fn=None if retry else _die_with_parent(os.getpid()),
+            )
+        except FileNotFoundError:
+            raise SlurmError(f"{name} not found on PATH", command=command) from None
+        except subprocess.TimeoutExpired as exc:
+            stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+            return None, stderr, f"{name} did not answer within {self.timeout:g} s"
+        except OSError as exc:
+            raise SlurmError(f"{name} could not be run: {exc}", command=command) from None
+        if result.returncode == 0 or not _is_transient(result.stderr):
+            return result, result.stderr, ""
+        return None, result.stderr, f"{name} could not reach Slurm: {_summary(result.stderr)}"
 
     def _read(self, argv: Sequence[str], extra_env: Mapping[str, str] | None = None) -> str:
         """stdout of a read command, retried; any failure is a SlurmError carrying stderr."""

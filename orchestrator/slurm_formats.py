@@ -12,22 +12,22 @@ from dataclasses import dataclass
 from orchestrator.errors import SlurmError, UserError
 
 
+def _whole_positive(n: int, helper: str, unit: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise UserError(f"{helper}(n) takes an integer number of {unit}, not {n!r}")
+    if n < 1:
+        raise UserError(f"{helper}(n) needs n >= 1, got {n}")
+    return n
+
+
 def hours(n: int) -> str:
     """A time limit of just under `n` hours, so the job fits partitions capped at `n` hours."""
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise UserError(f"hours(n) takes an integer number of hours, not {n!r}")
-    if n < 1:
-        raise UserError(f"hours(n) needs n >= 1, got {n}")
-    return f"{n - 1}:59:59"
+    return f"{_whole_positive(n, 'hours', 'hours') - 1}:59:59"
 
 
 def gigs(n: int) -> str:
     """A memory size of `n` gigabytes in Slurm's spelling."""
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise UserError(f"gigs(n) takes an integer number of gigabytes, not {n!r}")
-    if n < 1:
-        raise UserError(f"gigs(n) needs n >= 1, got {n}")
-    return f"{n}G"
+    return f"{_whole_positive(n, 'gigs', 'gigabytes')}G"
 
 
 # -- time --------------------------------------------------------------------------------------

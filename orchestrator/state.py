@@ -365,41 +365,44 @@ def classify(observation: Observation, max_attempts: int) -> ExperimentStatus:
     return ExperimentStatus(plan, sets, verdicts, history, results, list(dict.fromkeys(notes)))
 
 
-def judge(attempt: Attempt, seen: Observation) -> Verdict:
+def judge(attempt: Attempt, observed: Observation) -> Verdict:
     """The state of an index that is not done, from its latest attempt and what was observed of it."""
     record = attempt.record
-    code = seen.exit_codes.get((record.tag, attempt.recorded_index))
+    code = observed.exit_codes.get((record.tag, attempt.recorded_index))
     if attempt.task_id in record.cancelled_tasks and code is None:
         return Verdict(MISSING, "cancelled with orchestrator cancel")
     if record.executor == "local":
-        return _judge_local(attempt, code, seen)
-    job_id = seen.slurm.job_id(record)
+        return _judge_local(attempt, code, observed)
+    job_id = observed.slurm.job_id(record)
     if job_id is None:
         return Verdict(MISSING)  # an intent whose sbatch never answered: nothing is known to be queued
-    live = seen.slurm.queue.get((job_id, attempt.task_id))
+    live = observed.slurm.queue.get((job_id, attempt.task_id))
     if live is not None and (code is None or code == 0):
         # still queued (code 0: the index has just finished, its task is completing): in flight
         if live.state in _PENDING_STATES:
             return Verdict(PENDING, live.reason or None)
         if live.state in _RUNNING_STATES:
             return Verdict(RUNNING)
-    return _judge_finished(attempt, code, seen, job_id)
+    return _judge_finished(attempt, code, observed, job_id)
 
 
-def _judge_local(attempt: Attempt, code: int | None, seen: Observation) -> Verdict:
+def _judge_local(attempt: Attempt, code: int | None, observed: Observation) -> Verdict:
     record = attempt.record
-    if code is None and record.tag in seen.local_alive:
-        started = (record.tag, attempt.recorded_index) in seen.started
+    if code is None and record.tag in observed.local_alive:
+        started = (record.tag, attempt.recorded_index) in observed.started
         return Verdict(RUNNING) if started else Verdict(PENDING, "waiting for a free local slot")
     if code is not None:
         return _by_exit_code(code)
+    stopped = record.task_ends.get(str(attempt.task_id))
+    if stopped is not None:
+        return Verdict(FAILED, stopped, stopped)  # e.g. TIMEOUT: the executor stopped the task
     if record.status == SubmissionState.INTERRUPTED:
         return Verdict(FAILED, "CANCELLED (interrupted)", "CANCELLED")
     return Verdict(FAILED, "unknown (the local run ended without an exit status)")
 
 
-def _judge_finished(attempt: Attempt, code: int | None, seen: Observation, job_id: str) -> Verdict:
-    accounting = seen.slurm.accounting
+def _judge_finished(attempt: Attempt, code: int | None, observed: Observation, job_id: str) -> Verdict:
+    accounting = observed.slurm.accounting
     accounted = accounting.get((job_id, attempt.task_id)) if accounting is not None else None
     if accounted is not None and accounted.state in _TASK_END_REASONS and (code is None or code != 0):
         reason = accounted.state if accounted.state != "CANCELLED" else f"CANCELLED {accounted.reason_detail}".strip()
@@ -412,7 +415,7 @@ def _judge_finished(attempt: Attempt, code: int | None, seen: Observation, job_i
         # accounting lags behind squeue; squeue (asked first) no longer has it
         return Verdict(FAILED, f"unknown (sacct still says {accounted.state})")
     if accounting is None:
-        why = f": {seen.slurm.accounting_problem}" if seen.slurm.accounting_problem else ""
+        why = f": {observed.slurm.accounting_problem}" if observed.slurm.accounting_problem else ""
         return Verdict(FAILED, f"unknown (no accounting{why})")
     if accounted is not None:
         return Verdict(FAILED, f"unknown (task {accounted.state}, index left no exit status)")

@@ -151,6 +151,7 @@ class Submission:
     executor: str
     script_text: str = ""
     failed_indices: IndexSet = field(default_factory=IndexSet)  # local: indices whose exit code was not 0
+    unfinished: IndexSet = field(default_factory=IndexSet)  # local: indices an interruption cut short
     interrupted: bool = False
 
     def to_json(self) -> dict[str, object]:
@@ -205,6 +206,15 @@ class SubmitReport:
             ],
             "notes": self.notes,
         }
+
+
+class SubmitInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM, SIGHUP) during a submit: what went out is recorded; `left` did not run."""
+
+    def __init__(self, report: SubmitReport, left: dict[str, IndexSet]) -> None:
+        self.report = report
+        self.left = left
+        super().__init__()
 
 
 class SubmitFailed(EnvironmentFailure):
@@ -282,8 +292,14 @@ class Submitter:
         except SlurmError as e:
             # without the queue we cannot tell pending from missing: guessing could double-submit
             raise SubmitFailed(f"cannot read Slurm's state ({e}); nothing was submitted", report) from e
-        for array in arrays:
-            self._submit_array(array, report)
+        for position, array in enumerate(arrays):
+            try:
+                self._submit_array(array, report)
+            except KeyboardInterrupt:
+                # a local run records itself (its unfinished indices) before it passes the interruption on
+                recorded = bool(report.submissions) and report.submissions[-1].interrupted
+                rest = arrays[position + 1 :] if recorded else arrays[position:]
+                raise SubmitInterrupted(report, _left_over(report, rest)) from None
         return report
 
     def _reconcile(self, plans: Sequence[ExperimentPlan], report: SubmitReport) -> None:
@@ -379,7 +395,14 @@ class Submitter:
         self.ledger.write(record)  # the intent: from here a crash is reconciled by the tag
         fault_point("before-sbatch")
         job = Job(
-            plan.path, tag, run_dir.script, len(tasks), Path(script.log_dir), self.ledger.root, profile.cpus_per_task
+            experiment=plan.path,
+            tag=tag,
+            script=run_dir.script,
+            num_tasks=len(tasks),
+            log_dir=Path(script.log_dir),
+            root=self.ledger.root,
+            cpus_per_task=profile.cpus_per_task,
+            time_limit_seconds=parse_time(array.resources.time),
         )
         outcome = self.executor.execute(job, started=lambda: self._mark_running(record))
         self._record(record, outcome, submission, report)
@@ -403,6 +426,7 @@ class Submitter:
             experiment_hash=plan.file.content_hash,
             experiment_data=plan.file.data,
             keys=list(plan.keys),
+            runs=plan.runs,
             tasks=tasks,
             resources={
                 **profile.sbatch_options(),
@@ -428,6 +452,7 @@ class Submitter:
         record.status, record.job_id, record.note = outcome.state, outcome.job_id, outcome.note
         if outcome.cut_short:
             record.cancelled_tasks = sorted(set(record.cancelled_tasks) | set(outcome.cut_short))
+        record.task_ends.update({str(task): end for task, end in outcome.task_ends.items()})
         self.ledger.write(record)
         if outcome.deferred:
             report.outcome(record.experiment).not_yet_submitted |= submission.indices
@@ -435,9 +460,8 @@ class Submitter:
             return
         submission.job_id = outcome.job_id
         submission.interrupted = outcome.interrupted
-        submission.failed_indices = IndexSet.of(
-            sorted(i for task, code in outcome.task_exit_codes.items() if code != 0 for i in record.tasks[task])
-        )
+        submission.failed_indices = _failed_indices(record, outcome.task_exit_codes)
+        submission.unfinished = IndexSet.of(sorted(i for task in outcome.cut_short for i in record.tasks[task]))
         if outcome.failure is None or outcome.job_id is not None:
             report.submissions.append(submission)
         if outcome.failure is not None:
@@ -469,6 +493,32 @@ class Submitter:
         if self._git is None:
             self._git = git_state(self.ledger.root)
         return dict(self._git)
+
+
+def _failed_indices(record: SubmissionRecord, task_exit_codes: dict[int, int]) -> IndexSet:
+    """The indices of tasks that did not exit 0 whose own status file is not 0 (or missing: stopped)."""
+    failed = []
+    for task, code in task_exit_codes.items():
+        if code == 0:
+            continue
+        for index in record.tasks[task]:
+            try:
+                own = int(Path(record.log_dir, f"{index}.status").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                own = None
+            if own != 0:
+                failed.append(index)
+    return IndexSet.of(sorted(failed))
+
+
+def _left_over(report: SubmitReport, arrays: Sequence[ArrayPlan]) -> dict[str, IndexSet]:
+    """Per experiment, the indices an interruption left unsent or unfinished."""
+    left: dict[str, list[IndexSet]] = {}
+    for s in report.submissions:
+        left.setdefault(s.experiment, []).append(s.unfinished)
+    for array in arrays:
+        left.setdefault(array.plan.path, []).append(array.indices)
+    return {experiment: union_all(sets) for experiment, sets in left.items()}
 
 
 def _orphaned_local_run(record: SubmissionRecord) -> bool:

@@ -20,14 +20,14 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def one_line(error: BaseException) -> str:
-    """An exception's first line (its type name when it has no message)."""
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
-
-
 def progress_bar(done: int, total: int, width: int = 30) -> str:
     filled = width * done // max(total, 1)
     return f"[{'#' * filled}{'.' * (width - filled)}]"
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's first line (its type name when it has no message)."""
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 FAULT_VARIABLE = "ORCHESTRATOR_FAULT_KILL"
