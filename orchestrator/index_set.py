@@ -14,6 +14,7 @@ from array import array
 from collections.abc import Iterable, Iterator
 
 _RANGE_TEXT = re.compile(r"(\d+)(?:-(\d+))?")
+_ONES = re.compile(rb"\x01+")
 
 
 class IndexSet:
@@ -55,6 +56,15 @@ class IndexSet:
         else:
             builder.extend(sorted(set(items)))
         return builder.build()
+
+    @classmethod
+    def from_flags(cls, flags: bytes | bytearray) -> IndexSet:
+        """The positions of the non-zero bytes (`flags` holds only 0 and 1)."""
+        starts, stops = array("q"), array("q")
+        for run in _ONES.finditer(flags):
+            starts.append(run.start())
+            stops.append(run.end())
+        return cls(starts, stops)
 
     @classmethod
     def parse(cls, text: str) -> IndexSet:
@@ -133,18 +143,38 @@ class IndexSet:
         return builder.build()
 
     def chunks(self, size: int) -> Iterator[IndexSet]:
-        """Consecutive pieces of `size` elements (the last may be smaller)."""
+        """Consecutive pieces of `size` elements (the last may be smaller), in one pass over the ranges."""
         if size < 1:
             raise ValueError("chunk size must be at least 1")
-        for begin in range(0, self._len, size):
-            yield self.slice(begin, begin + size)
+        builder, room = IndexSetBuilder(), size
+        for start, stop in self.ranges():
+            while start < stop:
+                end = min(stop, start + room)
+                builder.add_range(start, end)
+                room -= end - start
+                start = end
+                if room == 0:
+                    yield builder.build()
+                    builder, room = IndexSetBuilder(), size
+        if room < size:
+            yield builder.build()
 
     # -- algebra ---------------------------------------------------------------------------------
 
     def __or__(self, other: IndexSet) -> IndexSet:
+        if not other:
+            return self
+        if not self:
+            return other
         return IndexSet.from_ranges([*self.ranges(), *other.ranges()])
 
     def __and__(self, other: IndexSet) -> IndexSet:
+        if not self or not other:
+            return IndexSet()
+        if len(other._starts) == 1:
+            return self._clip(other._starts[0], other._stops[0])
+        if len(self._starts) == 1:
+            return other._clip(self._starts[0], self._stops[0])
         builder = IndexSetBuilder()
         mine, theirs = list(self.ranges()), list(other.ranges())
         i = j = 0
@@ -159,6 +189,10 @@ class IndexSet:
         return builder.build()
 
     def __sub__(self, other: IndexSet) -> IndexSet:
+        if not self or not other:
+            return self
+        if len(self._starts) == 1:
+            return self._complement(other)
         builder = IndexSetBuilder()
         cuts = list(other.ranges())
         j = 0
@@ -174,6 +208,31 @@ class IndexSet:
             if low < stop:
                 builder.add_range(low, stop)
         return builder.build()
+
+    def _clip(self, low: int, high: int) -> IndexSet:
+        """This set within [low, high), by bisection: no pass over the ranges outside it."""
+        first = max(bisect.bisect_right(self._stops, low), 0)
+        last = bisect.bisect_left(self._starts, high)
+        starts, stops = self._starts[first:last], self._stops[first:last]
+        if starts and starts[0] < low:
+            starts[0] = low
+        if stops and stops[-1] > high:
+            stops[-1] = high
+        return IndexSet(starts, stops)
+
+    def _complement(self, other: IndexSet) -> IndexSet:
+        """This single range minus `other`, from `other`'s boundaries in one pass."""
+        low, high = self._starts[0], self._stops[0]
+        inside = other & self
+        if not inside:
+            return self
+        starts = array("q", [low]) + inside._stops
+        stops = inside._starts + array("q", [high])
+        if starts[0] == stops[0]:
+            starts, stops = starts[1:], stops[1:]
+        if starts and starts[-1] == stops[-1]:
+            starts, stops = starts[:-1], stops[:-1]
+        return IndexSet(starts, stops)
 
 
 class IndexSetBuilder:

@@ -17,6 +17,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,11 @@ _REQUIRED = (
 )
 
 
+@lru_cache(maxsize=256)
+def _tag_stem(experiment: str) -> str:
+    return _slug(os.path.splitext(os.path.basename(experiment))[0])[:12]
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:24] or "exp"
 
@@ -185,9 +191,9 @@ class Ledger:
         digest = hashlib.sha1(experiment_key.encode()).hexdigest()[:12]
         return self.ledger_dir / f"{_slug(Path(experiment_key).stem)}-{digest}"
 
-    def new_tag(self, experiment_key: str) -> str:
+    def new_tag(self, experiment: str) -> str:
         """A unique tag, also given to Slurm as job name and comment, to find a job again."""
-        return f"orch-{_slug(Path(experiment_key).stem)[:12]}-{uuid.uuid4().hex[:10]}"
+        return f"orch-{_tag_stem(experiment)}-{uuid.uuid4().hex[:10]}"
 
     def run_dir(self, tag: str) -> RunDirectory:
         return RunDirectory.of(self.root, tag)

@@ -23,7 +23,7 @@ import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -383,6 +383,7 @@ class ClusterProfile:
         return cls(**values, source=source)
 
 
+@lru_cache(maxsize=64)
 def check_command(command: str, source: str | None = None) -> None:
     """The command's only placeholders are {experiment} and {index}, unquoted (they are substituted quoted)."""
     available = ", ".join("{%s}" % p for p in COMMAND_PLACEHOLDERS)

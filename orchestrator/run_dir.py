@@ -42,7 +42,7 @@ class RunDirectory:
 
     @classmethod
     def of(cls, root: Path, tag: str) -> RunDirectory:
-        return cls(state_dir(root) / "runs" / tag)
+        return cls(Path(root, STATE_DIR, "runs", tag))
 
     @property
     def script(self) -> Path:

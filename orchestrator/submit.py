@@ -267,6 +267,8 @@ class Submitter:
         self.options = options or SubmitOptions()
         self.template_text = load_template(profile.template)
         self._git: dict[str, Any] | None = None  # git_state: two git runs, once per submit, not per array
+        self._profiles: dict[Resources, ClusterProfile] = {}
+        self._log_bases: dict[str, str] = {}
 
     def check(self, plans: Sequence[ExperimentPlan]) -> None:
         """Find bad input before anything is written or submitted: render each experiment's script once.
@@ -374,16 +376,15 @@ class Submitter:
 
     def _submit_array(self, array: ArrayPlan, report: SubmitReport) -> None:
         plan = array.plan
-        key = self.ledger.experiment_key(plan.path)
-        tag = self.ledger.new_tag(key)
+        tag = self.ledger.new_tag(plan.path)
         profile, script, text = self._script(array, tag)
-        run_dir = self.ledger.run_dir(tag)
         submission = Submission(
             plan.path, tag, None, array.indices, array.num_tasks, None, array.resources, self.executor.name, text
         )
         if self.options.dry_run:
             report.submissions.append(submission)
             return
+        run_dir = self.ledger.run_dir(tag)
         submission.script = str(run_dir.script)
         tasks = list(tasks_of(array.indices, array.per_task))
         record = self._intent(array, tag, tasks, profile, script, text)
@@ -471,15 +472,13 @@ class Submitter:
 
     def _script(self, array: ArrayPlan, tag: str) -> tuple[ClusterProfile, ArrayScript, str]:
         """The profile with these resources, the script's data and its rendered text (UserError if bad)."""
-        run_dir = self.ledger.run_dir(tag)
-        resources = array.resources
-        profile = self.profile.with_resources(time=resources.time, mem_per_cpu=resources.mem_per_cpu)
+        profile = self._profile_with(array.resources)
         script = ArrayScript(
             tag=tag,
             project_root=str(self.ledger.root),
             experiment=array.plan.path,
-            task_file=str(run_dir.task_file),
-            log_dir=str(array.plan.config.log_dir.absolute() / array.plan.name / tag),
+            task_file=str(self.ledger.run_dir(tag).task_file),
+            log_dir=os.path.join(self._log_base(array.plan), tag),
             num_tasks=array.num_tasks,
             throttle=profile.throttle,
             parallel=profile.parallel,
@@ -488,6 +487,18 @@ class Submitter:
             command=profile.command,
         )
         return profile, script, render_script(script, self.template_text, profile.template)
+
+    def _profile_with(self, resources: Resources) -> ClusterProfile:
+        """The profile with these resources, validated once per command (a submit has thousands of arrays)."""
+        if resources not in self._profiles:
+            self._profiles[resources] = self.profile.with_resources(resources.time, resources.mem_per_cpu)
+        return self._profiles[resources]
+
+    def _log_base(self, plan: ExperimentPlan) -> str:
+        """`<log_path>/<name>`: each submission's logs go in a directory named by its tag below it."""
+        if plan.path not in self._log_bases:
+            self._log_bases[plan.path] = str(plan.config.log_dir.absolute() / plan.name)
+        return self._log_bases[plan.path]
 
     def _git_state(self) -> dict[str, Any]:
         if self._git is None:
