@@ -2,11 +2,12 @@
 """Turn the reliability suite's case log into docs/RELIABILITY.md.
 
     rm -f .reliability/cases.jsonl
-    pytest tests/test_reliability_faults.py tests/test_reliability_inputs.py tests/test_reliability_shell.py
+    pytest -m reliability
     python scripts/reliability-report.py
 
-The tests append one JSON line per case (tests/reliability.py) to $RELIABILITY_LOG, default
-.reliability/cases.jsonl; a case that ran several times is shown with its latest result.
+The reliability tests (tests/test_reliability_*.py, marked `reliability`) append one JSON line per
+case (tests/reliability.py) to $RELIABILITY_LOG, default .reliability/cases.jsonl; a case that ran
+several times is shown with its latest result.
 """
 
 from __future__ import annotations
@@ -42,11 +43,7 @@ RESULT_TEXT = {
     "xpass": "**XPASS** (bug fixed? remove the xfail)",
     "skipped": "skipped",
 }
-REGENERATE = (
-    "rm -f .reliability/cases.jsonl && "
-    "pytest tests/test_reliability_faults.py tests/test_reliability_inputs.py tests/test_reliability_shell.py; "
-    "python scripts/reliability-report.py"
-)
+REGENERATE = "rm -f .reliability/cases.jsonl && pytest -m reliability; python scripts/reliability-report.py"
 
 
 def read_cases(path: Path) -> list[dict]:

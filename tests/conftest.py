@@ -1,13 +1,30 @@
-"""Shared fixtures: a throwaway PyExpUtils-style project (config.json + experiments/)."""
+"""Shared fixtures, and the Slurm cluster lock around every test marked `slurm`.
+
+Helpers that tests call are in tests/support.py (the CLI runner, projects), tests/slurm_support.py
+(the real cluster) and tests/reliability.py (the reliability suite's recorder and fault harness).
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import reliability
+from slurm_support import ClusterSession, cluster_lock, cluster_session, require_slurm
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
+    """A test marked `slurm` holds the shared cluster's lock (tests/slurm_support.py) from set-up to
+    teardown, once per test; a module-scoped fixture is set up and torn down inside some test's hold,
+    which a function-scoped fixture could not guarantee."""
+    if item.get_closest_marker("slurm") is None:
+        return (yield)
+    with cluster_lock():
+        return (yield)
 
 
 @pytest.fixture
@@ -23,8 +40,21 @@ def project(tmp_path: Path) -> Iterator[Path]:
         os.chdir(old)
 
 
-def write_experiment(root: Path, relative: str, data: dict) -> str:
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data))
-    return relative
+@pytest.fixture
+def reliability_case(request: pytest.FixtureRequest) -> Callable[..., reliability.Case]:
+    """`reliability_case(fault, expected=...)`: a case recorded for docs/RELIABILITY.md (tests/reliability.py)."""
+    return reliability.case_factory(request)
+
+
+@pytest.fixture
+def cluster() -> Iterator[ClusterSession]:
+    """The real cluster, put back afterwards: slurmctld running, no submit limit, the test's jobs cancelled."""
+    require_slurm()
+    with cluster_session() as session:
+        yield session
+
+
+@pytest.fixture
+def held_project(tmp_path: Path, cluster: ClusterSession) -> Path:
+    """A copy of the example project whose submits are held (`--cluster hold.yaml`), cancelled afterwards."""
+    return reliability.new_project(tmp_path / "proj", cluster)

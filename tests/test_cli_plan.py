@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
-import sys
 from pathlib import Path
 
-from conftest import write_experiment
+from support import cli_argv, orchestrator, write_experiment
 
 SWEEP = {"agent": "DQN", "metaParameters": {"alpha": [0.1, 0.01], "opt": {"name": "adam", "b1": [0.9, 0.99]}}}
-
-
-def orchestrator(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *args], cwd=cwd, capture_output=True, text=True, timeout=60
-    )
 
 
 def test_plan_jsonl_lists_every_index_with_params_and_save_path(project: Path) -> None:
@@ -86,7 +80,7 @@ def test_jsonl_streams_a_huge_sweep(project: Path) -> None:
     huge = {"metaParameters": {f"p{k}": list(range(10)) for k in range(7)}}
     path = write_experiment(project, "experiments/H/huge.json", huge)
     process = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "plan", path, "--jsonl"],
+        cli_argv("plan", path, "--jsonl"),
         cwd=project,
         stdout=subprocess.PIPE,
         text=True,
@@ -105,7 +99,7 @@ def test_reader_closing_the_pipe_is_not_an_error(project: Path) -> None:
     huge = {"metaParameters": {f"p{k}": list(range(10)) for k in range(6)}}
     path = write_experiment(project, "experiments/H/huge.json", huge)
     result = subprocess.run(
-        f"{sys.executable} -m orchestrator plan {path} --jsonl | head -n 2",
+        shlex.join(cli_argv("plan", path, "--jsonl")) + " | head -n 2",
         shell=True,
         cwd=project,
         capture_output=True,

@@ -21,7 +21,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from slurm_support import cli_env, make_example_project, orchestrator, wait_for
+from support import (
+    cli_argv,
+    cli_env,
+    make_example_project,
+    orchestrator,
+    plan_jsonl,
+    status_json,
+    submit_json,
+    submitted_indices,
+    wait_for,
+)
 
 from orchestrator.slurm_formats import parse_ranges
 
@@ -63,36 +73,18 @@ def probe_env(root: Path, **variables: object) -> dict[str, str]:
     return env
 
 
-def submit_json(root: Path, experiment: str, *args: str, env: dict[str, str] | None = None) -> dict:
-    result = orchestrator("submit", experiment, *args, "--json", cwd=root, env=env)
-    assert result.returncode == 0, f"submit exited {result.returncode}: {result.stderr}"
-    return json.loads(result.stdout)
-
-
 def submit_probe(root: Path, *args: str, env: dict[str, str] | None = None) -> dict:
     return submit_json(root, SWEEP, "--cluster", PROFILE, "--executor", "local", *args, env=env or probe_env(root))
 
 
 def status_of(root: Path, experiment: str = SWEEP, *args: str) -> dict:
-    result = orchestrator("status", experiment, *args, "--json", cwd=root)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)["experiments"][0]
-
-
-def submitted(report: dict) -> list[int]:
-    return sorted(i for s in report["submissions"] for i in parse_ranges(s["indices"]))
-
-
-def plan_entries(root: Path, experiment: str, *args: str) -> list[dict]:
-    result = orchestrator("plan", experiment, *args, "--jsonl", cwd=root)
-    assert result.returncode == 0, result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines()]
+    return status_json(root, experiment, *args)
 
 
 def seen_by(root: Path) -> dict[int, dict]:
     """index -> what probe.py recorded in its result, for every index with a result."""
     out = {}
-    for entry in plan_entries(root, SWEEP):
+    for entry in plan_jsonl(root, SWEEP):
         path = root / entry["save_path"] / "env.json"
         if path.exists():
             out[entry["index"]] = json.loads(path.read_text())
@@ -100,7 +92,7 @@ def seen_by(root: Path) -> dict[int, dict]:
 
 
 def with_results(root: Path) -> set[int]:
-    return {entry["index"] for entry in plan_entries(root, SWEEP) if (root / entry["save_path"]).exists()}
+    return {entry["index"] for entry in plan_jsonl(root, SWEEP) if (root / entry["save_path"]).exists()}
 
 
 def events(root: Path) -> list[tuple[str, int]]:
@@ -173,7 +165,7 @@ def start_submit(root: Path, *args: str, env: dict[str, str]) -> subprocess.Pope
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # not ignored, even if pytest was started in the background
 
     return subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "submit", *args],
+        cli_argv("submit", *args),
         cwd=root,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -219,9 +211,9 @@ def test_example_sweep_runs_to_completion_and_a_second_submit_does_nothing(tmp_p
     report = submit_json(project, EXAMPLE, "--runs", "3", "--executor", "local")
     assert report["executor"] == "local"
     assert [s["job_id"] for s in report["submissions"]] == [None] * len(report["submissions"])
-    assert submitted(report) == list(range(30))
+    assert submitted_indices(report) == list(range(30))
 
-    for entry in plan_entries(project, EXAMPLE, "--runs", "3"):
+    for entry in plan_jsonl(project, EXAMPLE, "--runs", "3"):
         result = project / entry["save_path"] / "results.json"
         assert result.is_file(), f"index {entry['index']}: no result at {entry['save_path']}"
         assert json.loads(result.read_text())["params"] == entry["params"]
@@ -269,7 +261,7 @@ def test_bundled_tasks_run_their_indices_at_most_parallel_at_a_time(tmp_path: Pa
     report = submit_probe(project, "--max-parallel", "1", env=probe_env(project, PROBE_SLEEP=0.2, PROBE_BARRIER=2))
     (submission,) = report["submissions"]
     assert submission["tasks"] == 3
-    assert submitted(report) == list(range(8))
+    assert submitted_indices(report) == list(range(8))
     seen = seen_by(project)
     assert sorted(seen) == list(range(8))
     expected_task = {0: 0, 1: 0, 2: 0, 3: 1, 4: 1, 5: 1, 6: 2, 7: 2}
@@ -384,7 +376,7 @@ def test_interrupted_run_stops_its_children_and_a_second_submit_runs_only_the_re
     assert status["running"] == status["pending"] == 0
 
     again = submit_probe(project, env=probe_env(project))
-    assert set(submitted(again)) == set(range(12)) - before
+    assert set(submitted_indices(again)) == set(range(12)) - before
     assert status_of(project)["done"] == 12
 
 
@@ -404,7 +396,7 @@ def test_indices_an_interrupted_run_never_started_are_run_by_the_next_submit(tmp
 
     again = submit_probe(project, env=probe_env(project))
     assert again["experiments"][0]["given_up"] == ""
-    assert set(submitted(again)) == set(range(12)) - before  # 2-3 were stopped, 4-11 never started
+    assert set(submitted_indices(again)) == set(range(12)) - before  # 2-3 were stopped, 4-11 never started
 
 
 def test_ctrl_c_also_stops_a_command_that_ignores_sigterm(tmp_path: Path) -> None:
@@ -458,7 +450,7 @@ def test_cancel_stops_a_local_run(tmp_path: Path) -> None:
     status = status_of(project)
     assert status["running"] == status["pending"] == status["done"] == 0
     again = submit_probe(project, env=probe_env(project))
-    assert submitted(again) == [0, 1, 2, 3]
+    assert submitted_indices(again) == [0, 1, 2, 3]
 
 
 # -- failures --------------------------------------------------------------------------------------
@@ -485,7 +477,7 @@ def test_a_failed_index_is_reported_logged_and_resubmitted(tmp_path: Path) -> No
 
     (project / "fail" / "2.fail").unlink()
     again = submit_probe(project, env=env)
-    assert submitted(again) == [2]
+    assert submitted_indices(again) == [2]
     assert status_of(project)["done"] == 4
 
 
@@ -500,7 +492,7 @@ def test_auto_runs_locally_where_sbatch_is_not_on_path(tmp_path: Path, no_slurm_
     report = submit_json(project, SWEEP, "--cluster", PROFILE, *flags, env=env)
     assert report["executor"] == "local"
     assert [s["job_id"] for s in report["submissions"]] == [None]
-    assert submitted(report) == [0, 1, 2]
+    assert submitted_indices(report) == [0, 1, 2]
     assert with_results(project) == {0, 1, 2}
 
 
@@ -550,7 +542,7 @@ def run_in_terminal(argv: list[str], cwd: Path, env: dict[str, str], timeout: fl
 
 def test_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
     project = probe_project(tmp_path / "proj", 4)
-    argv = [sys.executable, "-m", "orchestrator", "submit", SWEEP, "--cluster", PROFILE, "--executor", "local"]
+    argv = cli_argv("submit", SWEEP, "--cluster", PROFILE, "--executor", "local")
     code, output = run_in_terminal(argv, project, probe_env(project))
     assert code == 0, output
     assert "4/4 tasks" in output

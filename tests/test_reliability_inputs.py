@@ -6,7 +6,7 @@ nothing on stdout) that names the file or flag, show no traceback, and write not
 project's directory tree is compared before and after (no .orchestrator/, .logs/ or results/).
 
 `submit` runs with `--executor local`, so a bad input that slipped through would run, not queue.
-Cases are recorded for docs/RELIABILITY.md (tests/reliability.py).
+Cases are recorded for docs/RELIABILITY.md (tests/reliability.py), each under its own category.
 """
 
 from __future__ import annotations
@@ -14,20 +14,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import reliability
-from reliability import one_line, tree_snapshot
-from slurm_support import REPO, cli_env, make_example_project
+from support import REPO, cli_env, make_example_project, one_line, orchestrator, tree_snapshot
 
 EXPERIMENT = "experiments/example/linreg.json"
 BAD = "experiments/example/bad.json"
 PROFILE = "prof.yaml"
+
+pytestmark = pytest.mark.reliability
 
 
 def write(relative: str, text: str | bytes) -> Callable[[Path], None]:
@@ -539,11 +537,6 @@ CASES: list[Bad] = [
 ]
 
 
-@pytest.fixture
-def reliability_case(request: pytest.FixtureRequest):
-    return reliability.case_factory(request)
-
-
 def _params() -> list[object]:
     params = []
     for case in CASES:
@@ -559,16 +552,18 @@ def test_every_case_id_is_unique() -> None:
     assert len([c for c in CASES if c.id.startswith("reject-")]) >= 5  # every rejected sweep kind
 
 
-def _argv(case: Bad, command: str) -> list[str]:
-    argv = [sys.executable, "-m", "orchestrator", command, *case.args]
-    if command == "submit":
-        argv += ["--executor", "local"]
-    if case.drop_file_capabilities and os.geteuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.skip("running as root without setpriv: a chmod 000 file stays readable")
-        argv = [setpriv, "--bounding-set=-dac_override,-dac_read_search", *argv]
-    return argv
+def _args(case: Bad, command: str) -> list[str]:
+    return [command, *case.args, *(["--executor", "local"] if command == "submit" else [])]
+
+
+def _prefix(case: Bad) -> list[str]:
+    """Root reads any file: for a chmod 000 case, run the CLI without CAP_DAC_*."""
+    if not (case.drop_file_capabilities and os.geteuid() == 0):
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: a chmod 000 file stays readable")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
 
 
 @pytest.mark.parametrize(("case", "command"), _params())
@@ -576,22 +571,15 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     case: Bad, command: str, tmp_path: Path, reliability_case
 ) -> None:
     record = reliability_case(
-        case.category,
         f"{case.what} (`{command}`)",
         expected="exit 2; one line on stderr naming " + ", ".join(case.names) + "; no traceback; nothing written",
+        category=case.category,
     )
     root = make_example_project(tmp_path / "project")
     if case.setup is not None:
         case.setup(root)
     before = tree_snapshot(root)
-    result = subprocess.run(
-        _argv(case, command),
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**cli_env(), **case.env},
-    )
+    result = orchestrator(*_args(case, command), cwd=root, env=cli_env(**case.env), timeout=120, prefix=_prefix(case))
     message = result.stderr.strip()
     written = sorted(set(tree_snapshot(root).items()) ^ set(before.items()))
     record.observed(

@@ -7,15 +7,13 @@ at their own job ids.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from slurm_support import require_slurm
 
 from orchestrator.errors import SlurmRejected
 from orchestrator.slurm_commands import SlurmCommands
@@ -23,30 +21,13 @@ from orchestrator.slurm_formats import AccountingRecord
 
 pytestmark = pytest.mark.slurm
 
-CI_MESSAGE = "CI needs the Slurm test cluster: run scripts/slurm-test-cluster.sh up"
 WAIT_SECONDS = 60
 TERMINAL = {"COMPLETED", "FAILED", "TIMEOUT", "OUT_OF_MEMORY", "CANCELLED", "NODE_FAIL", "BOOT_FAIL", "DEADLINE"}
 
 
-def _cluster_problem() -> str | None:
-    if shutil.which("sbatch") is None:
-        return "sbatch is not on PATH"
-    try:
-        probe = subprocess.run(["sinfo", "-h"], capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"sinfo failed: {exc}"
-    if probe.returncode != 0:
-        return f"sinfo failed: {probe.stderr.strip() or f'exit {probe.returncode}'}"
-    return None
-
-
 @pytest.fixture(scope="module", autouse=True)
-def cluster() -> None:
-    problem = _cluster_problem()
-    if problem:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CI_MESSAGE} ({problem})")
-        pytest.skip(f"{CI_MESSAGE} ({problem})")
+def _cluster_up() -> None:
+    require_slurm()
 
 
 @pytest.fixture

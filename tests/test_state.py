@@ -11,13 +11,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import write_experiment
+from support import cli_env, orchestrator, write_experiment
 
 from orchestrator import cli, completeness
 from orchestrator.completeness import ResultScanner
@@ -398,16 +397,11 @@ def test_a_task_that_starts_after_an_edit_runs_the_params_status_attributes_to_i
     shutil.copy(FAULTY, project / "faulty.py")
     write_experiment(project, "experiments/e/sweep.json", {"metaParameters": {"behave": ["ok.a", "ok.b"]}})
     (project / "local.yaml").write_text("command: python faulty.py -e {experiment} -i {index}\n")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    submitted = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "submit", "experiments/e/sweep.json", "--cluster", "local.yaml"]
-        + ["--executor", "local", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=True,
+    env = cli_env()
+    submitted = orchestrator(
+        "submit", "experiments/e/sweep.json", "--cluster", "local.yaml", "--executor", "local", "--json", timeout=120
     )
+    assert submitted.returncode == 0, submitted.stderr
     (submission,) = json.loads(submitted.stdout)["submissions"]
     shutil.rmtree(project / "results")  # as if nothing had run yet: the tasks are still pending
     write_experiment(project, "experiments/e/sweep.json", {"metaParameters": {"behave": ["ok.a", "ok.new", "ok.b"]}})

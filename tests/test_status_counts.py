@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shlex
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_experiment
+from support import cli_env, status_json, write_experiment
 
 from orchestrator.config import load_config
 from orchestrator.ledger import Ledger, Status, SubmissionRecord
@@ -91,19 +88,8 @@ def calls(counter: Path) -> dict[str, list[list[str]]]:
 
 
 def status(root: Path, bin_dir: Path) -> dict:
-    env = dict(os.environ)
-    env["PATH"] = f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    result = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "status", EXPERIMENT, "--json"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    (entry,) = json.loads(result.stdout)["experiments"]
-    return entry
+    """`status --json` with the wrappers first on PATH."""
+    return status_json(root, EXPERIMENT, env=cli_env(bin_dir))
 
 
 def sacct_ids(args: list[str]) -> list[str]:
@@ -120,6 +106,7 @@ def check_counts(counted: dict[str, list[list[str]]], job_ids: list[str], asked:
     assert all(not counted[name] for name in ("sbatch", "scancel", "scontrol", "sacctmgr"))
 
 
+@pytest.mark.slurm  # the real squeue and sacct, where installed: not while another run has slurmctld stopped
 def test_status_of_100000_indices_makes_one_squeue_and_few_sacct_calls(
     project: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -22,7 +22,6 @@ Every job id submitted here is cancelled at the end; jobs of others are never to
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -31,7 +30,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from slurm_support import REPO, cli_env, make_example_project, orchestrator, require_slurm, status_json, wait_for
+from slurm_support import require_slurm
+from support import (
+    REPO,
+    cli_env,
+    make_example_project,
+    orchestrator,
+    status_json,
+    submit_json,
+    submitted_indices,
+    wait_for,
+)
 
 from orchestrator.slurm_formats import parse_ranges
 
@@ -148,13 +157,7 @@ def check_against_truth(status: dict, truth: dict[str, set[int]], total: int) ->
 
 
 def _submit(project: Path, *args: str) -> dict:
-    result = orchestrator("submit", EXPERIMENT, *args, "--json", cwd=project)
-    assert result.returncode == 0, result.stderr + result.stdout
-    return json.loads(result.stdout)
-
-
-def _indices(report: dict) -> list[int]:
-    return sorted(i for s in report["submissions"] for i in parse_ranges(s["indices"]))
+    return submit_json(project, EXPERIMENT, *args)
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +173,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sweep]:
     state = Sweep(project)
     try:
         report = _submit(project, "--cluster", "base.yaml")
-        assert _indices(report) == list(range(P)) and len(report["submissions"]) == 1
+        assert submitted_indices(report) == list(range(P)) and len(report["submissions"]) == 1
         state.record(report)
         state.first_job = report["submissions"][0]["job_id"]
 
@@ -247,9 +250,7 @@ def test_without_accounting_the_reason_is_unknown_and_nothing_crashes(sweep: Swe
     fake.mkdir()
     (fake / "sacct").write_text("#!/bin/sh\necho 'sacct: error: Slurm accounting storage is disabled' >&2\nexit 1\n")
     (fake / "sacct").chmod(0o755)
-    env = cli_env()
-    env["PATH"] = f"{fake}{os.pathsep}{env['PATH']}"
-    result = orchestrator("status", EXPERIMENT, "--json", cwd=sweep.project, env=env)
+    result = orchestrator("status", EXPERIMENT, "--json", cwd=sweep.project, env=cli_env(fake))
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     status = json.loads(result.stdout)["experiments"][0]
     assert status["indices"]["failed"] == "1-2"
@@ -269,7 +270,7 @@ def test_marker_requires_the_file_inside_the_save_path(sweep: Sweep) -> None:
         for args in (("--marker", "DONE"), ("--cluster", "marker.yaml")):
             check_against_truth(status_json(sweep.project, EXPERIMENT, *args), truth, P)
         dry = _submit(sweep.project, "--cluster", "base.yaml", "--marker", "DONE", "--dry-run")
-        assert 0 in _indices(dry)
+        assert 0 in submitted_indices(dry)
     finally:
         marker.write_text("")
     assert 0 in as_sets(status_json(sweep.project, EXPERIMENT, "--marker", "DONE"))["done"]
@@ -286,19 +287,19 @@ def test_max_attempts_gives_up_unless_asked_to_retry(sweep: Sweep) -> None:
     assert human.returncode == 0, human.stderr
     assert "given up after max attempts: 1-2" in human.stdout
     retry = _submit(sweep.project, "--cluster", "max1.yaml", "--retry-given-up", "--dry-run")
-    assert _indices(retry) == [1, 2]
+    assert submitted_indices(retry) == [1, 2]
 
 
 def test_submit_after_the_failures_sends_exactly_the_failed_ones(sweep: Sweep) -> None:
     report = _submit(sweep.project, "--cluster", "base.yaml", "--dry-run")
-    assert _indices(report) == [1, 2]
+    assert submitted_indices(report) == [1, 2]
     assert [s["time"] for s in report["submissions"]] == ["0:01:00"]  # no escalation unless asked
 
 
 def test_escalate_sends_the_timeout_index_with_more_time_in_its_own_array(sweep: Sweep) -> None:
     report = _submit(sweep.project, "--cluster", "base.yaml", "--escalate")
     sweep.record(report)
-    assert _indices(report) == [1, 2]
+    assert submitted_indices(report) == [1, 2]
     by_index = {i: s for s in report["submissions"] for i in parse_ranges(s["indices"])}
     timed_out, failed = by_index[2], by_index[1]
     assert timed_out["job_id"] != failed["job_id"], "grouped by resources: two arrays"
@@ -311,13 +312,13 @@ def test_escalate_sends_the_timeout_index_with_more_time_in_its_own_array(sweep:
     ).stdout.split()
     assert limit in ([], ["2:00"]), limit  # Slurm's own view of the limit (empty only if already gone)
     # index 2 is queued or running again: a second submit does not send it
-    assert 2 not in _indices(_submit(sweep.project, "--cluster", "base.yaml", "--dry-run"))
+    assert 2 not in submitted_indices(_submit(sweep.project, "--cluster", "base.yaml", "--dry-run"))
 
 
 def test_cancel_empties_the_queue_and_the_indices_return_to_missing(sweep: Sweep) -> None:
     report = _submit(sweep.project, "--cluster", "base.yaml", "--runs", "2")
     sweep.record(report)
-    assert set(range(P, 2 * P)) <= set(_indices(report))
+    assert set(range(P, 2 * P)) <= set(submitted_indices(report))
     # 2 CPUs: once the two sleepers (2 again, and 8) hold them, the rest has ended or waits for a CPU
     wait_for(lambda: ground_truth(sweep, 2)["running"] == {2, P + 2}, 60, "the two sleepers to hold both CPUs")
     before = ground_truth(sweep, 2)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
-from slurm_support import (
+from slurm_support import require_slurm, set_max_submit
+from support import (
     make_example_project,
     orchestrator,
-    require_slurm,
-    set_max_submit,
+    plan_jsonl,
     status_json,
+    submit_json,
+    submitted_indices,
     wait_for,
 )
 
@@ -29,26 +32,18 @@ def project(tmp_path: Path) -> Path:
 
 
 def _plan(project: Path, runs: int) -> list[dict]:
-    result = orchestrator("plan", EXPERIMENT, "--runs", str(runs), "--jsonl", cwd=project)
-    assert result.returncode == 0, result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines()]
+    return plan_jsonl(project, EXPERIMENT, "--runs", str(runs))
 
 
 def _submit(project: Path, *args: str) -> dict:
-    result = orchestrator("submit", EXPERIMENT, *args, "--json", cwd=project)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def _submitted_indices(report: dict) -> list[int]:
-    return [i for s in report["submissions"] for i in parse_ranges(s["indices"])]
+    return submit_json(project, EXPERIMENT, *args)
 
 
 def test_thirty_indices_go_out_as_several_arrays_and_complete(project: Path) -> None:
     report = _submit(project, "--runs", "3")
     submissions = report["submissions"]
     assert [s["tasks"] for s in submissions] == [11, 11, 8]  # task ids 0..10 at most
-    assert sorted(_submitted_indices(report)) == list(range(30))
+    assert sorted(submitted_indices(report)) == list(range(30))
     assert all(s["job_id"] and s["job_id"].isdigit() for s in submissions)
     for s in submissions:
         script = Path(s["script"]).read_text()
@@ -83,7 +78,7 @@ def test_deleted_results_are_exactly_what_goes_out_again(project: Path) -> None:
     assert status["missing"] == 5 and status["indices"]["missing"] == "2,9,13,21,29"
 
     report = _submit(project, "--runs", "3")
-    assert sorted(_submitted_indices(report)) == deleted
+    assert sorted(submitted_indices(report)) == deleted
     assert _submit(project, "--runs", "3")["submissions"] == []  # twice in a row: nothing doubled
     wait_for(lambda: status_json(project, EXPERIMENT, "--runs", "3")["done"] == 30, 120, "the 5 results again")
 
@@ -95,14 +90,14 @@ def test_submit_limit_submits_what_fits_and_the_rest_later(project: Path) -> Non
         result = orchestrator("submit", EXPERIMENT, "--runs", "2", "--json", cwd=project)
         assert result.returncode == 0, result.stderr
         report = json.loads(result.stdout)
-        first = _submitted_indices(report)
+        first = submitted_indices(report)
         assert len(first) == 6
         left = parse_ranges(report["experiments"][0]["not_yet_submitted"])
         assert sorted(first + left) == list(range(20))
         human = orchestrator("submit", EXPERIMENT, "--runs", "2", cwd=project)
         assert human.returncode == 0
         wait_for(lambda: status_json(project, EXPERIMENT, "--runs", "2")["done"] >= 6, 120, "the first 6 results")
-        second = _submitted_indices(_submit(project, "--runs", "2"))
+        second = submitted_indices(_submit(project, "--runs", "2"))
         assert second and not set(second) & set(first)
     finally:
         set_max_submit(None)
@@ -110,8 +105,6 @@ def test_submit_limit_submits_what_fits_and_the_rest_later(project: Path) -> Non
 
 
 def _queue_is_empty(project: Path) -> bool:
-    import subprocess
-
     return subprocess.run(["squeue", "--me", "-h"], capture_output=True, text=True).stdout.strip() == ""
 
 
