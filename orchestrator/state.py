@@ -296,9 +296,16 @@ class ExperimentStatus:
     plan: ExperimentPlan
     sets: dict[str, IndexSet]
     verdicts: dict[int, Verdict]  # indices with a history that are failed, given up or missing
-    history: History
-    results: DoneAnswer
+    observation: Observation
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def history(self) -> History:
+        return self.observation.history
+
+    @property
+    def results(self) -> DoneAnswer:
+        return self.observation.results
 
     @property
     def edited_since(self) -> list[str]:
@@ -317,7 +324,10 @@ class ExperimentStatus:
 
     def index(self, index: int) -> IndexStatus:
         state = next(s for s in STATES if index in self.sets[s])
-        verdict = self.verdicts.get(index) or Verdict(state)
+        verdict = self.verdicts.get(index)
+        if verdict is None and state in (RUNNING, PENDING):
+            verdict = judge(self.history.latest[index], self.observation)  # in flight: not kept, asked again
+        verdict = verdict or Verdict(state)
         return IndexStatus(
             index,
             state,
@@ -362,7 +372,7 @@ def classify(observation: Observation, max_attempts: int) -> ExperimentStatus:
     sets[MISSING] = IndexSet.range(0, plan.total) - results.done - results.unknown - held
     sets[DONE], sets[UNKNOWN] = results.done, results.unknown
     notes = [*history.problems, *results.notes]
-    return ExperimentStatus(plan, sets, verdicts, history, results, list(dict.fromkeys(notes)))
+    return ExperimentStatus(plan, sets, verdicts, observation, list(dict.fromkeys(notes)))
 
 
 def judge(attempt: Attempt, observed: Observation) -> Verdict:

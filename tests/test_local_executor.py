@@ -461,7 +461,10 @@ def test_a_failed_index_is_reported_logged_and_resubmitted(tmp_path: Path) -> No
     (project / "fail" / "2.fail").write_text("3")
     env = probe_env(project)
     first = orchestrator("submit", SWEEP, "--cluster", PROFILE, "--executor", "local", cwd=project, env=env)
-    assert "failed: 2" in first.stdout, first.stdout + first.stderr
+    # it ran, and an index failed: exit 3 (not 0), a summary and the command to read the failure
+    assert first.returncode == 3, first.stdout + first.stderr
+    assert "ran 4 indices here: 3 exited 0, 1 failed (2)" in first.stdout, first.stdout
+    assert f"first failure: orchestrator logs {SWEEP} 2" in first.stdout
     assert with_results(project) == {0, 1, 3}
 
     status = status_of(project)

@@ -21,7 +21,8 @@ from slurm_support import assert_exactly_once
 from support import wait_for
 
 from orchestrator.errors import EnvironmentFailure
-from orchestrator.ledger import Ledger, SubmitLock
+from orchestrator.ledger import Ledger
+from orchestrator.submit_lock import SubmitLock
 
 pytestmark = pytest.mark.reliability("Concurrency")
 
@@ -100,7 +101,7 @@ def test_a_live_lock_of_another_host_is_waited_for_then_refused(tmp_path: Path, 
     lock = tmp_path / ".orchestrator" / "submit.lock"
     lock.parent.mkdir()
     lock.write_text(json.dumps({"host": "other-node-17", "pid": 4242, "since": "2026-01-01T00:00:00"}))
-    with pytest.raises(EnvironmentFailure) as raised, SubmitLock(ledger, wait_seconds=0.5):
+    with pytest.raises(EnvironmentFailure) as raised, SubmitLock(ledger.root, wait_seconds=0.5):
         pass
     message = str(raised.value)
     assert "pid 4242 on other-node-17" in message and "nothing was submitted" in message
@@ -120,7 +121,7 @@ def test_two_takeovers_of_one_stale_lock_do_not_both_win(tmp_path: Path, monkeyp
     dead.wait()
     lock.write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid, "since": "2020-01-01"}))
     hostname = socket.gethostname
-    first = SubmitLock(ledger, wait_seconds=0.5)
+    first = SubmitLock(ledger.root, wait_seconds=0.5)
     entered: list[str] = []
 
     def interleaved() -> str:
@@ -132,7 +133,7 @@ def test_two_takeovers_of_one_stale_lock_do_not_both_win(tmp_path: Path, monkeyp
         return hostname()
 
     monkeypatch.setattr(socket, "gethostname", interleaved)
-    second = SubmitLock(ledger, wait_seconds=0.5)
+    second = SubmitLock(ledger.root, wait_seconds=0.5)
     try:
         second.__enter__()
         entered.append("second")

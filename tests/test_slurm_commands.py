@@ -224,8 +224,8 @@ def test_sbatch_returns_the_job_id(fake: Fake, tmp_path: Path) -> None:
     fake.add("sbatch", "Site notice: be nice\n4242;orchtest\n", "sbatch: warning: something harmless\n")
     slurm = SlurmCommands(**FAST)
     script = tmp_path / "job.sh"
-    assert slurm.sbatch(script, ["--array=0-2%1", "--job-name=sweep tag"]) == "4242"
-    assert fake.argv("sbatch") == ["--parsable", "--array=0-2%1", "--job-name=sweep tag", str(script)]
+    assert slurm.sbatch(script) == "4242"
+    assert fake.argv("sbatch") == ["--parsable", str(script)]
     assert slurm.calls["sbatch"] == 1
 
 
@@ -237,11 +237,11 @@ def test_sbatch_rejected(fake: Fake, recording: str) -> None:
     fake.add("sbatch", stderr=stderr, exit_code=1)
     slurm = SlurmCommands(**FAST)
     with pytest.raises(SlurmRejected) as caught:
-        slurm.sbatch(Path("job.sh"), ["--hold"])
+        slurm.sbatch(Path("job.sh"))
     error = caught.value
     assert not isinstance(error, SubmitLimitReached)
     assert error.stderr == stderr
-    assert error.command == "sbatch --parsable --hold job.sh"
+    assert error.command == "sbatch --parsable job.sh"
     assert one_line(error)
     assert str(error).startswith("sbatch refused the job: ")
     assert "sbatch: error:" not in str(error)
@@ -251,7 +251,7 @@ def test_sbatch_rejected(fake: Fake, recording: str) -> None:
 def test_sbatch_rejected_messages_are_readable(fake: Fake) -> None:
     fake.add("sbatch", stderr=(DATA / "sbatch_invalid_array.stderr").read_text(), exit_code=1)
     with pytest.raises(SlurmRejected) as caught:
-        SlurmCommands(**FAST).sbatch(Path("job.sh"), ["--array=0-11"])
+        SlurmCommands(**FAST).sbatch(Path("job.sh"))
     assert str(caught.value) == "sbatch refused the job: Batch job submission failed: Invalid job array specification"
 
 

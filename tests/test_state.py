@@ -11,20 +11,25 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from fake_slurm import FakeSlurm
 from support import cli_env, orchestrator, write_experiment
 
-from orchestrator import cli, completeness
-from orchestrator.completeness import ResultScanner
+from orchestrator import cli, completeness, state
+from orchestrator.completeness import ResultScanner, present_results
 from orchestrator.config import load_config
-from orchestrator.ledger import Ledger, Status, SubmissionRecord
+from orchestrator.index_set import IndexSet
+from orchestrator.ledger import Ledger, SubmissionRecord
+from orchestrator.ledger import SubmissionState as Status
 from orchestrator.planner import ExperimentPlan, plan_experiment
+from orchestrator.result_store import DoneAnswer, FindDone
+from orchestrator.slurm import Slurm
 from orchestrator.slurm_commands import SlurmCommands
-from orchestrator.slurm_formats import AccountingRecord, QueuedTask, parse_sacct, parse_squeue
 from orchestrator.state import (
     DONE,
     FAILED,
@@ -32,9 +37,10 @@ from orchestrator.state import (
     PENDING,
     RUNNING,
     ExperimentStatus,
+    History,
+    Observation,
     classify,
-    gather,
-    latest_attempts,
+    read_history,
 )
 from orchestrator.submit import select_indices
 
@@ -43,37 +49,27 @@ FAULTY = REPO / "tests" / "data" / "faulty" / "faulty.py"
 LR = {"metaParameters": {"lr": [0.1, 0.01, 0.001]}}
 
 
-class FakeSlurm:
-    """A `SlurmReader`: squeue and sacct answers in Slurm's text formats; counts the calls."""
+def find_done(marker: str | None = None, scanner: ResultScanner | None = None) -> FindDone:
+    def find(plan: ExperimentPlan, indices: IndexSet | None) -> DoneAnswer:
+        return DoneAnswer(present_results(plan, ".", marker, scanner, indices))
 
-    def __init__(
-        self,
-        squeue: str = "",
-        sacct: str | None = "",
-        problem: str = "sacct not found on PATH",
-        on_squeue: Callable[[], None] | None = None,
-    ) -> None:
-        self.squeue_text = squeue
-        self.sacct_text = sacct
-        self.problem = problem
-        self.on_squeue = on_squeue
-        self.accounting_problem: str | None = None
-        self.squeue_calls = 0
-        self.sacct_calls: list[list[str]] = []
+    return find
 
-    def squeue_me(self) -> list[QueuedTask]:
-        self.squeue_calls += 1
-        if self.on_squeue is not None:
-            self.on_squeue()
-        return parse_squeue(self.squeue_text)
 
-    def sacct(self, job_ids: Sequence[str]) -> list[AccountingRecord] | None:
-        self.sacct_calls.append(list(job_ids))
-        if self.sacct_text is None:
-            self.accounting_problem = self.problem
-            return None
-        self.accounting_problem = None
-        return parse_sacct(self.sacct_text)
+def gather(
+    plans: list[ExperimentPlan],
+    ledger: Ledger,
+    slurm: Slurm | None,
+    marker: str | None = None,
+    scanner: ResultScanner | None = None,
+    max_attempts: int = 3,
+) -> list[ExperimentStatus]:
+    return state.gather(plans, ledger, slurm, find_done(marker, scanner), max_attempts)
+
+
+def chosen_indices(status: ExperimentStatus, retry_given_up: bool = False) -> tuple[list[int], list[int]]:
+    chosen, given_up = select_indices(status, retry_given_up)
+    return list(chosen), list(given_up)
 
 
 def plan_of(relative: str, runs: int = 1) -> ExperimentPlan:
@@ -111,8 +107,8 @@ def record(
         keys=list(plan.keys),
         tasks=tasks,
         resources=resources or {"time": "0:01:00", "mem-per-cpu": "1G"},
-        script_path=str(ledger.run_dir(tag) / "job.sh"),
-        task_file=str(ledger.run_dir(tag) / "tasks.txt"),
+        script_path=str(ledger.run_dir(tag).script),
+        task_file=str(ledger.run_dir(tag).task_file),
         log_dir=str(ledger.root / ".logs" / tag),
         script="#!/bin/bash\n",
         job_id=job_id,
@@ -138,11 +134,11 @@ def make_result(plan: ExperimentPlan, index: int, marker: str | None = "DONE") -
 
 
 def states(status: ExperimentStatus) -> dict[int, str]:
-    return {s.index: s.state for s in status.indices}
+    return {i: status.index(i).state for i in range(status.plan.total)}
 
 
 def reasons(status: ExperimentStatus) -> dict[int, str | None]:
-    return {s.index: s.reason for s in status.indices if s.state == FAILED}
+    return {i: status.index(i).reason for i in status.sets[FAILED]}
 
 
 def sweep_of(n: int) -> dict:
@@ -174,7 +170,7 @@ def test_every_end_state_from_sacct_is_a_failure_with_its_reason(project: Path) 
     slurm = FakeSlurm(sacct=sacct)
     (status,) = gather([plan], ledger, slurm)
     for index, (_, _, reason, kind, code) in enumerate(END_STATES):
-        s = status.indices[index]
+        s = status.index(index)
         assert (s.state, s.reason, s.reason_kind, s.exit_code) == (FAILED, reason, kind, code), s
         assert s.attempts == 1
     assert slurm.squeue_calls == 1 and slurm.sacct_calls == [["100"]]
@@ -195,8 +191,8 @@ def test_per_index_exit_status_files_give_each_index_of_a_bundle_its_own_code(pr
     (status,) = gather([plan], ledger, slurm)
     assert states(status) == {0: DONE, 1: FAILED, 2: FAILED, 3: DONE, 4: DONE, 5: MISSING}
     assert reasons(status) == {1: "FAILED exit 3", 2: "FAILED exit 7"}
-    assert [status.indices[i].exit_code for i in (1, 2)] == [3, 7]
-    assert status.indices[5].reason == "exited 0 but its result is not there"
+    assert [status.index(i).exit_code for i in (1, 2)] == [3, 7]
+    assert status.index(5).reason == "exited 0 but its result is not there"
 
 
 def test_signals_at_a_timeout_or_oom_keep_the_task_reason(project: Path) -> None:
@@ -210,7 +206,7 @@ def test_signals_at_a_timeout_or_oom_keep_the_task_reason(project: Path) -> None
     slurm = FakeSlurm(sacct="210_0|t|TIMEOUT|0:0|00:01:00\n210_1|t|OUT_OF_MEMORY|0:125|00:00:09")
     (status,) = gather([plan], ledger, slurm)
     assert reasons(status) == {0: "TIMEOUT", 1: "TIMEOUT", 2: "OUT_OF_MEMORY", 3: "OUT_OF_MEMORY"}
-    assert [s.reason_kind for s in status.indices] == ["TIMEOUT", "TIMEOUT", "OUT_OF_MEMORY", "OUT_OF_MEMORY"]
+    assert [status.index(i).reason_kind for i in range(4)] == ["TIMEOUT", "TIMEOUT", "OUT_OF_MEMORY", "OUT_OF_MEMORY"]
 
 
 def test_without_accounting_the_reason_is_unknown_and_nothing_crashes(project: Path) -> None:
@@ -274,8 +270,8 @@ def test_pending_and_running_come_from_squeue_and_need_no_sacct(project: Path) -
     slurm = FakeSlurm(squeue=queue, sacct="")
     (status,) = gather([plan], ledger, slurm)
     assert states(status) == {0: PENDING, 1: PENDING, 2: RUNNING, 3: RUNNING, 4: FAILED}
-    assert status.indices[0].reason == "JobArrayTaskLimit"
-    assert status.indices[4].reason == "FAILED exit 3"
+    assert status.index(0).reason == "JobArrayTaskLimit"
+    assert status.index(4).reason == "FAILED exit 3"
     assert slurm.squeue_calls == 1 and slurm.sacct_calls == []  # every task was in the queue
 
 
@@ -307,8 +303,9 @@ def test_latest_attempts_counts_attempts_and_skips_rejected_and_cancelled(projec
     second = record(ledger, plan, [[0], [1]], "701", cancelled=[1])  # index 1 cancelled by us
     record(ledger, plan, [[0]], None, status=Status.REJECTED)  # sbatch refused: no job
     third = record(ledger, plan, [[0]], "702")
-    latest, attempts, edited = latest_attempts(plan, ledger.records(ledger.experiment_key(plan.path)))
-    assert edited == []
+    history = read_history(plan, ledger.records(ledger.experiment_key(plan.path)), IndexSet())
+    latest, attempts = history.latest, history.attempts
+    assert history.edited_since == []
     assert {i: (a.record.tag, a.task_id) for i, a in latest.items()} == {
         0: (third.tag, 0),
         1: (second.tag, 1),
@@ -317,13 +314,15 @@ def test_latest_attempts_counts_attempts_and_skips_rejected_and_cancelled(projec
     assert dict(attempts) == {0: 3, 1: 1, 2: 1}
 
     slurm = FakeSlurm(sacct="700_2|t|FAILED|1:0|00:00:01")
-    (status,) = gather([plan], ledger, slurm)
+    (status,) = gather([plan], ledger, slurm, max_attempts=4)
     assert states(status) == {0: FAILED, 1: MISSING, 2: FAILED, 3: MISSING}
-    assert status.indices[1].reason == "cancelled with orchestrator cancel"
-    chosen, given_up = select_indices(status, max_attempts=3, retry_given_up=False)
-    assert [s.index for s in chosen] == [1, 2, 3] and given_up == [0]
-    chosen, given_up = select_indices(status, max_attempts=3, retry_given_up=True)
-    assert [s.index for s in chosen] == [0, 1, 2, 3] and given_up == []
+    assert status.index(1).reason == "cancelled with orchestrator cancel"
+    (status,) = gather([plan], ledger, slurm)
+    assert states(status) == {0: "given_up", 1: MISSING, 2: FAILED, 3: MISSING}  # 0 failed 3 times: given up
+    chosen, given_up = chosen_indices(status)
+    assert chosen == [1, 2, 3] and given_up == [0]
+    chosen, given_up = chosen_indices(status, retry_given_up=True)
+    assert chosen == [0, 1, 2, 3] and given_up == []
 
 
 def test_an_interrupted_submit_is_found_in_squeue_by_its_tag(project: Path) -> None:
@@ -335,7 +334,7 @@ def test_an_interrupted_submit_is_found_in_squeue_by_its_tag(project: Path) -> N
     slurm = FakeSlurm(squeue=f"800|0|RUNNING|None|{found.tag}|{found.tag}\n800|1|PENDING|Priority|{found.tag}|")
     (status,) = gather([plan], ledger, slurm)
     assert states(status) == {0: RUNNING, 1: PENDING, 2: MISSING}
-    assert [s.attempts for s in status.indices] == [0, 0, 0]  # an intent is not an attempt (yet)
+    assert [status.index(i).attempts for i in range(3)] == [0, 0, 0]  # an intent is not an attempt (yet)
 
 
 # -- edited experiment files -----------------------------------------------------------------------
@@ -365,14 +364,14 @@ def test_an_edited_file_matches_indices_by_params(project: Path) -> None:
     )
     (status,) = gather([new], ledger, slurm)
     assert states(status) == {0: DONE, 1: PENDING, 2: RUNNING, 3: FAILED, 4: MISSING, 5: PENDING}
-    assert status.indices[3].reason == "FAILED exit 3"  # old 5's status file, found under its old number
-    assert status.indices[2].last is not None and status.indices[2].last.recorded_index == 0
-    assert status.indices[1].last is not None and status.indices[1].last.record.tag == current.tag
+    assert status.index(3).reason == "FAILED exit 3"  # old 5's status file, found under its old number
+    assert status.index(2).last is not None and status.index(2).last.recorded_index == 0
+    assert status.index(1).last is not None and status.index(1).last.record.tag == current.tag
     assert status.edited_since == [rec.tag]
     assert status.to_json()["edited_since_submission"] == [rec.tag]
     # nothing in flight goes out again; the failed and the never-submitted do
-    chosen, _ = select_indices(status, max_attempts=3, retry_given_up=False)
-    assert [s.index for s in chosen] == [3, 4]
+    chosen, _ = chosen_indices(status)
+    assert chosen == [3, 4]
 
 
 def test_status_says_when_the_file_changed_since_a_submission(project: Path, monkeypatch, capsys) -> None:
@@ -380,7 +379,7 @@ def test_status_says_when_the_file_changed_since_a_submission(project: Path, mon
     ledger = Ledger(Path("."))
     record(ledger, plan_of("experiments/e/sweep.json"), [[0], [1], [2]], "910")
     write_experiment(project, "experiments/e/sweep.json", {"metaParameters": {"lr": [0.001, 0.1]}})
-    monkeypatch.setattr(cli, "_slurm_if_available", lambda: FakeSlurm(squeue="910|0|RUNNING|None|t|t", sacct=""))
+    monkeypatch.setattr(cli, "connect", lambda: FakeSlurm(squeue="910|0|RUNNING|None|t|t", sacct=""))
     assert cli.main(["status", "experiments/e/sweep.json"]) == 0
     out = capsys.readouterr().out
     assert "note: the experiment file changed since 1 submission(s)" in out
@@ -408,7 +407,7 @@ def test_a_task_that_starts_after_an_edit_runs_the_params_status_attributes_to_i
     new = plan_of("experiments/e/sweep.json")
     ledger = Ledger(Path("."))
     (status,) = gather([new], ledger, None)
-    holder = status.indices[2].last  # ok.b: task 1 of the submission, by params
+    holder = status.index(2).last  # ok.b: task 1 of the submission, by params
     assert holder is not None and holder.task_id == 1
 
     task_env = {**env, "SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_JOB_ID": "77", "SLURM_JOB_NAME": submission["tag"]}
@@ -431,11 +430,11 @@ def test_a_damaged_ledger_record_is_reported_with_its_path_and_skipped(project: 
     path.write_text(text[: len(text) // 2])  # torn write on a network filesystem
     (status,) = gather([plan], ledger, FakeSlurm(squeue="1000|0|RUNNING|None|t|t"))
     assert states(status) == {0: RUNNING, 1: MISSING, 2: MISSING}
-    assert status.indices[0].last is not None and status.indices[0].last.record.tag == good.tag
+    assert status.index(0).last is not None and status.index(0).last.record.tag == good.tag
     (note,) = status.notes
     assert str(path) in note and "damaged ledger record skipped" in note
 
-    monkeypatch.setattr(cli, "_slurm_if_available", lambda: FakeSlurm(squeue="1000|0|RUNNING|None|t|t"))
+    monkeypatch.setattr(cli, "connect", lambda: FakeSlurm(squeue="1000|0|RUNNING|None|t|t"))
     assert cli.main(["status", "experiments/e/sweep.json"]) == 0
     out = capsys.readouterr().out
     assert f"note: {path}: damaged ledger record skipped" in out
@@ -455,9 +454,9 @@ def test_a_result_that_vanished_makes_its_index_missing_again(project: Path) -> 
     shutil.rmtree(plan.save_path(1))
     (status,) = gather([plan], ledger, FakeSlurm(sacct=slurm_text))
     assert states(status) == {0: DONE, 1: MISSING}
-    assert status.indices[1].reason == "exited 0 but its result is not there"
-    chosen, _ = select_indices(status, max_attempts=3, retry_given_up=False)
-    assert [s.index for s in chosen] == [1]
+    assert status.index(1).reason == "exited 0 but its result is not there"
+    chosen, _ = chosen_indices(status)
+    assert chosen == [1]
 
 
 def test_completeness_with_a_marker(project: Path) -> None:
@@ -496,7 +495,7 @@ def test_the_result_scanner_lists_each_directory_at_most_once(project: Path, mon
         statuses = gather(plans, ledger, None, marker=marker, scanner=scanner)
         assert len(listed) == len(set(listed)), sorted(listed)
         assert scanner.listings == len(listed)
-        assert [sorted(s.by_state()[DONE]) for s in statuses] == [[0, 1, 17] if marker else [0, 1, 7, 17], [3]]
+        assert [list(s.sets[DONE]) for s in statuses] == [[0, 1, 17] if marker else [0, 1, 7, 17], [3]]
 
 
 def test_a_missing_subtree_costs_one_listing_however_many_indices_live_under_it(project: Path) -> None:
@@ -531,8 +530,8 @@ def test_a_task_that_finishes_while_status_runs_is_not_reported_missing(project:
     slurm = FakeSlurm(squeue=queue, sacct="1200_1|t|COMPLETED|0:0|00:00:30", on_squeue=task_1_finishes)
     (status,) = gather([plan], ledger, slurm)
     assert states(status)[0] == RUNNING
-    assert states(status)[1] in (DONE, RUNNING), status.indices[1]
-    chosen, _ = select_indices(status, max_attempts=3, retry_given_up=False)
+    assert states(status)[1] in (DONE, RUNNING), status.index(1)
+    chosen, _ = chosen_indices(status)
     assert chosen == [], "nothing may be resubmitted: one index runs, the other is done"
 
 
@@ -540,13 +539,15 @@ def test_a_task_that_finishes_while_status_runs_is_not_reported_missing(project:
 
 
 def test_classify_without_attempts_is_done_or_missing(project: Path) -> None:
-    from orchestrator.state import Observations
-
     write_experiment(project, "experiments/e/sweep.json", sweep_of(3))
     plan = plan_of("experiments/e/sweep.json")
-    seen = Observations(done={1}, queue={}, accounting={}, accounting_problem=None, exit_codes={}, local_alive=set())
-    out = classify(plan, {}, {}, seen)
-    assert [(s.index, s.state, s.attempts) for s in out] == [(0, MISSING, 0), (1, DONE, 0), (2, MISSING, 0)]
+    observed = Observation(plan, DoneAnswer(IndexSet.of([1])), History({}, Counter(), [], []))
+    status = classify(observed, max_attempts=3)
+    assert [(i, status.index(i).state, status.index(i).attempts) for i in range(3)] == [
+        (0, MISSING, 0),
+        (1, DONE, 0),
+        (2, MISSING, 0),
+    ]
 
 
 # -- the human output ------------------------------------------------------------------------------
@@ -561,7 +562,7 @@ def test_human_status_groups_failed_indices_by_reason_as_ranges(project: Path, m
         make_result(plan, index)
     exit_status(rec, 6, 3)
     sacct = "1300_3|t|TIMEOUT|0:0|00:01:00\n1300_4|t|TIMEOUT|0:0|00:01:00\n1300_7|t|OUT_OF_MEMORY|0:125|00:00:09"
-    monkeypatch.setattr(cli, "_slurm_if_available", lambda: FakeSlurm(sacct=sacct))
+    monkeypatch.setattr(cli, "connect", lambda: FakeSlurm(sacct=sacct))
     assert cli.main(["status", "experiments/e/sweep.json"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == (
@@ -572,5 +573,13 @@ def test_human_status_groups_failed_indices_by_reason_as_ranges(project: Path, m
 
     assert cli.main(["status", "experiments/e/sweep.json", "--json"]) == 0
     (entry,) = json.loads(capsys.readouterr().out)["experiments"]
-    assert entry["indices"] == {"done": "0-2,5", "running": "", "pending": "", "failed": "3-4,6-7", "missing": "8-9"}
+    assert entry["indices"] == {
+        "done": "0-2,5",
+        "running": "",
+        "pending": "",
+        "failed": "3-4,6-7",
+        "given_up": "",
+        "missing": "8-9",
+        "unknown": "",
+    }
     assert entry["failed_reasons"] == {"FAILED exit 3": "6", "OUT_OF_MEMORY": "7", "TIMEOUT": "3-4"}

@@ -17,7 +17,7 @@ import pytest
 from support import cli_env, status_json, write_experiment
 
 from orchestrator.config import load_config
-from orchestrator.ledger import Ledger, Status, SubmissionRecord
+from orchestrator.ledger import Ledger, SubmissionRecord, SubmissionState
 from orchestrator.planner import plan_experiment
 from orchestrator.slurm_commands import SACCT_CHUNK
 
@@ -40,7 +40,7 @@ def write_ledger(root: Path) -> list[str]:
         job_ids.append(job_id)
         rec = SubmissionRecord(
             tag=tag,
-            status=Status.SUBMITTED,
+            status=SubmissionState.SUBMITTED,
             executor="slurm",
             experiment=plan.path,
             experiment_key=key,
@@ -49,8 +49,8 @@ def write_ledger(root: Path) -> list[str]:
             keys=list(plan.keys),
             tasks=[[job * TASKS + t] for t in range(TASKS)],
             resources={"time": "0:10:00", "mem-per-cpu": "1G"},
-            script_path=str(ledger.run_dir(tag) / "job.sh"),
-            task_file=str(ledger.run_dir(tag) / "tasks.txt"),
+            script_path=str(ledger.run_dir(tag).script),
+            task_file=str(ledger.run_dir(tag).task_file),
             log_dir=str(root / ".logs" / "big" / tag),
             script="#!/bin/bash\n",
             job_id=job_id,

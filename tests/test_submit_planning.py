@@ -5,9 +5,10 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from orchestrator.index_set import IndexSet
 from orchestrator.profile import ClusterProfile
 from orchestrator.slurm_formats import PartitionLimits
-from orchestrator.submit import Resources, bundle, escalated, fit_capacity, split_arrays
+from orchestrator.submit import Resources, escalated, fit_capacity, split_arrays, tasks_of
 
 BASE = Resources("0:59:59", "1G")
 
@@ -37,57 +38,61 @@ def test_escalation_is_capped_by_the_partition() -> None:
 
 
 def test_bundle_and_split() -> None:
-    assert bundle([5, 1, 2, 9, 3], 2) == [[1, 2], [3, 5], [9]]
-    tasks = bundle(range(30), 1)
-    arrays = split_arrays(tasks, 11)
+    assert list(tasks_of(IndexSet.of([5, 1, 2, 9, 3]), 2)) == [[1, 2], [3, 5], [9]]
+    arrays = split_arrays(IndexSet.range(0, 30), 1, 11)
     assert [len(a) for a in arrays] == [11, 11, 8]
+    assert [list(tasks_of(a, 4)) for a in split_arrays(IndexSet.range(0, 10), 4, 2)] == [
+        [[0, 1, 2, 3], [4, 5, 6, 7]],
+        [[8, 9]],
+    ]
 
 
 @given(st.lists(st.integers(0, 10_000), unique=True, max_size=300), st.integers(1, 7), st.integers(1, 50))
 def test_every_index_lands_in_exactly_one_task(indices: list[int], per_task: int, max_tasks: int) -> None:
-    arrays = split_arrays(bundle(indices, per_task), max_tasks)
-    flat = [i for array in arrays for task in array for i in task]
-    assert sorted(flat) == sorted(indices)
-    assert all(1 <= len(array) <= max_tasks for array in arrays)
-    assert all(1 <= len(task) <= per_task for array in arrays for task in array)
+    arrays = split_arrays(IndexSet.of(indices), per_task, max_tasks)
+    tasks = [list(tasks_of(array, per_task)) for array in arrays]
+    flat = [i for array in tasks for task in array for i in task]
+    assert flat == sorted(indices)
+    assert all(1 <= len(array) <= max_tasks for array in tasks)
+    assert all(1 <= len(task) <= per_task for array in tasks for task in array)
 
 
 @given(
     st.lists(st.integers(0, 5000), unique=True, max_size=200),
     st.integers(1, 20),
+    st.integers(1, 4),
     st.one_of(st.none(), st.integers(0, 60)),
 )
 def test_capacity_submits_what_fits_and_keeps_the_rest(
-    indices: list[int], max_tasks: int, capacity: int | None
+    indices: list[int], max_tasks: int, per_task: int, capacity: int | None
 ) -> None:
-    arrays = split_arrays(bundle(indices, 1), max_tasks)
-    fitted, left = fit_capacity(arrays, capacity)
-    submitted = [i for array in fitted for task in array for i in task]
-    assert sorted(submitted + left) == sorted(indices)
+    arrays = split_arrays(IndexSet.of(indices), per_task, max_tasks)
+    fitted, left = fit_capacity(arrays, per_task, capacity)
+    submitted = [i for array in fitted for i in array]
+    assert sorted(submitted + list(left)) == sorted(indices)
+    tasks = sum(len(list(tasks_of(a, per_task))) for a in fitted)
     if capacity is not None:
-        assert sum(len(a) for a in fitted) == min(capacity, len(indices))
+        assert tasks == min(capacity, -(-len(indices) // per_task))
     else:
-        assert left == []
+        assert not left
 
 
-def test_selection_takes_missing_and_failed_until_given_up() -> None:
-    from orchestrator.state import ExperimentStatus, IndexStatus
+def test_selection_takes_missing_and_failed_and_given_up_only_when_retried() -> None:
+    from types import SimpleNamespace
 
-    statuses = [
-        IndexStatus(0, "done", 1),
-        IndexStatus(1, "running", 1),
-        IndexStatus(2, "pending", 1),
-        IndexStatus(3, "missing", 0),
-        IndexStatus(4, "failed", 1, reason="TIMEOUT"),
-        IndexStatus(5, "failed", 3, reason="FAILED exit 3"),
-        IndexStatus(6, "missing", 5, reason="cancelled with orchestrator cancel"),
-    ]
-    status = ExperimentStatus(plan=None, indices=statuses)  # type: ignore[arg-type]
     from orchestrator.submit import select_indices
 
-    chosen, given_up = select_indices(status, max_attempts=3, retry_given_up=False)
-    assert [s.index for s in chosen] == [3, 4, 6]
-    assert given_up == [5]
-    chosen, given_up = select_indices(status, max_attempts=3, retry_given_up=True)
-    assert [s.index for s in chosen] == [3, 4, 5, 6]
-    assert given_up == []
+    sets = {
+        "done": IndexSet.of([0]),
+        "running": IndexSet.of([1]),
+        "pending": IndexSet.of([2]),
+        "missing": IndexSet.of([3, 6]),
+        "failed": IndexSet.of([4]),
+        "given_up": IndexSet.of([5]),
+        "unknown": IndexSet.of([7]),
+    }
+    status = SimpleNamespace(sets=sets)
+    chosen, given_up = select_indices(status, retry_given_up=False)  # type: ignore[arg-type]
+    assert (list(chosen), list(given_up)) == ([3, 4, 6], [5])
+    chosen, given_up = select_indices(status, retry_given_up=True)  # type: ignore[arg-type]
+    assert (list(chosen), list(given_up)) == ([3, 4, 5, 6], [])
