@@ -101,7 +101,7 @@ def preflight(
     if plans:
         path = os.environ.get("PATH", os.defpath) if search_path is None else search_path
         export = profile.sbatch.get("export")
-        if (isinstance(export, str) and export.upper() != "ALL") or "get-user-env" in profile.sbatch:
+        if (isinstance(export, str) and not export.upper().startswith("ALL")) or "get-user-env" in profile.sbatch:
             effect = effect.with_unknown_path()  # the tasks' environment is not this one
         problems += check_command(profile, plans[0].path, root, effect, path)
     if template_text is None:

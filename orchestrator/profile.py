@@ -15,7 +15,7 @@ A profile is validated completely when it is loaded, so a typo fails before anyt
 `time` and `mem_per_cpu` mean exactly what sbatch's --time and --mem-per-cpu mean: a bare number
 of time is minutes (`90` is 1:30:00; `"1:30"` is M:S, 90 seconds), a bare number of memory is
 megabytes. The design's formatting has keys of its own, `hours` and `gigs`, refused together with
-`time` / `mem_per_cpu` (until 0.1.0 an integer `time` was hours: `time: 90` asked for 89:59:59).
+`time` / `mem_per_cpu` (in 0.1.0 an integer `time` was hours: `time: 90` asked for 89:59:59).
 
 `ClusterProfile()` is the default profile, used when no `--cluster` is given.
 """
@@ -66,7 +66,7 @@ _GPUS = re.compile(r"(?:[A-Za-z0-9_.\-]+:)?[1-9][0-9]*")
 DEFAULT_TIME = "0:59:59"
 DEFAULT_MEMORY = "1G"
 # A unit-less memory below this many MB is refused: nobody runs in 4 MB, but `mem_per_cpu: 4` meant 4G
-# until 0.1.0, and sbatch would take it silently and every task would run out of memory.
+# in 0.1.0, and sbatch would take it silently and every task would run out of memory.
 _SMALLEST_BARE_MEGABYTES = 64
 
 
