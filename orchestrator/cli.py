@@ -140,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan_options(logs, remembered=True)
     logs.add_argument("--slurm-output", action="store_true", help="also print Slurm's own output for the task")
     logs.set_defaults(handler=cmd_logs)
+
+    completion = commands.add_parser(
+        "completion", help='print the shell completion script: eval "$(orchestrator completion bash)" in ~/.bashrc'
+    )
+    completion.add_argument("shell", choices=("bash", "zsh"), help="the shell to complete in")
+    completion.set_defaults(handler=cmd_completion)
     return parser
 
 
@@ -298,6 +304,13 @@ def cmd_logs(args: argparse.Namespace) -> int:
         sys.stdout.write(found.text if found.text.endswith("\n") or not found.text else found.text + "\n")
     if args.slurm_output and found.slurm_output is not None:
         sys.stdout.write(f"--- Slurm output ({found.slurm_output_path})\n{found.slurm_output}")
+    return 0
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    from orchestrator.completion import completion_script
+
+    sys.stdout.write(completion_script(args.shell, build_parser()))
     return 0
 
 

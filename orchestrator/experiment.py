@@ -91,6 +91,28 @@ def _parse_yaml(text: str, source: str) -> Any:
         raise UserError(f"invalid YAML: {e}", source=source) from None
 
 
+_BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def decode_user_text(raw: bytes, source: str) -> str:
+    """UTF-8 text of a file the user wrote, a leading BOM dropped (editors on Windows add one).
+
+    The one wording for an undecodable file, whatever its kind: `<file>: not UTF-8 text (byte N,
+    line L: 0xXX); save it as UTF-8`, so the user can find the byte.
+    """
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        offset = e.start + (len(_BOM) if raw.startswith(_BOM) else 0)  # utf-8-sig counts after the BOM
+        if raw.startswith(_UTF16_BOMS):
+            detail = "it is UTF-16"
+        else:
+            line = raw.count(b"\n", 0, offset) + 1
+            detail = f"byte {offset}, line {line}: 0x{raw[offset]:02x}"
+        raise UserError(f"not UTF-8 text ({detail}); save it as UTF-8", source=source) from None
+
+
 def read_user_file(path: str | Path, what: str) -> tuple[bytes, str]:
     """The bytes and UTF-8 text of a file the user named; every failure is a `UserError` naming it."""
     source = str(path)
@@ -102,10 +124,7 @@ def read_user_file(path: str | Path, what: str) -> tuple[bytes, str]:
         raise UserError(f"is a directory, not {'an' if what[0] in 'aeiou' else 'a'} {what}", source=source) from None
     except OSError as e:
         raise UserError(f"cannot read {what}: {e.strerror}", source=source) from None
-    try:
-        return raw, raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UserError(f"not UTF-8 text (byte {e.start})", source=source) from None
+    return raw, decode_user_text(raw, source)
 
 
 def read_experiment_file(path: str | Path) -> ExperimentFile:

@@ -3,14 +3,19 @@
 A profile is validated completely when it is loaded, so a typo fails before anything is submitted:
 
     account: def-someone
-    time: 3                  # hours -> '2:59:59' (or any Slurm time string)
-    mem_per_cpu: 4           # GB -> '4G' (or any Slurm memory string)
+    hours: 3                 # -> --time=2:59:59 (hours(3)); or `time:` with Slurm's own value
+    gigs: 4                  # -> --mem-per-cpu=4G (gigs(4)); or `mem_per_cpu:` with Slurm's own value
     gpus: 1                  # -> --gres=gpu:1 ('a100:2' -> --gres=gpu:a100:2)
     sbatch: {qos: normal, constraint: cascade, exclusive: true}
     indices_per_task: 4      # bundling: one array task runs 4 indices ...
     parallel: 2              # ... two at a time
     setup: [module load python/3.11, source .venv/bin/activate]
     command: python src/main.py -e {experiment} -i {index}
+
+`time` and `mem_per_cpu` mean exactly what sbatch's --time and --mem-per-cpu mean: a bare number
+of time is minutes (`90` is 1:30:00; `"1:30"` is M:S, 90 seconds), a bare number of memory is
+megabytes. The design's formatting has keys of its own, `hours` and `gigs`, refused together with
+`time` / `mem_per_cpu` (in 0.1.0 an integer `time` was hours: `time: 90` asked for 89:59:59).
 
 `ClusterProfile()` is the default profile, used when no `--cluster` is given.
 """
@@ -22,15 +27,16 @@ import difflib
 import re
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from orchestrator import slurm_formats
 from orchestrator.errors import UserError
 from orchestrator.experiment import YAML_SUFFIXES, parse_experiment_text, read_user_file
-from orchestrator.slurm_formats import gigs, hours, parse_memory, parse_time
+from orchestrator.slurm_formats import parse_memory, parse_time
 
 PROFILE_SUFFIXES = (*YAML_SUFFIXES, ".json")
 
@@ -56,6 +62,12 @@ _PROFILE_KEY_OPTIONS = {
 _MEMORY_OPTIONS = ("mem", "mem-per-gpu")
 
 _GPUS = re.compile(r"(?:[A-Za-z0-9_.\-]+:)?[1-9][0-9]*")
+
+DEFAULT_TIME = "0:59:59"
+DEFAULT_MEMORY = "1G"
+# A unit-less memory below this many MB is refused: nobody runs in 4 MB, but `mem_per_cpu: 4` meant 4G
+# in 0.1.0, and sbatch would take it silently and every task would run out of memory.
+_SMALLEST_BARE_MEGABYTES = 64
 
 
 @cache
@@ -90,14 +102,16 @@ def _type_name(value: Any) -> str:
 class ClusterProfile:
     """Resources and run settings for one cluster; the defaults suit a small CPU job.
 
-    Construction validates and normalises (`time=3` becomes '2:59:59', `mem_per_cpu=4` becomes '4G'),
-    so a profile built in code is as safe as one loaded with `load_profile`.
+    Construction validates and normalises, so a profile built in code is as safe as one loaded with
+    `load_profile`. `hours` and `gigs` are init-only: `hours=3` stores `time='2:59:59'`, `gigs=4` stores
+    `mem_per_cpu='4G'`; afterwards `time` and `mem_per_cpu` are always Slurm strings (an integer `time`
+    of minutes or `mem_per_cpu` of megabytes becomes its decimal string, which Slurm reads the same way).
     """
 
     account: str | None = None
     partition: str | None = None
-    time: str = "0:59:59"
-    mem_per_cpu: str = "1G"
+    time: str | int | None = None  # None: hours, else DEFAULT_TIME
+    mem_per_cpu: str | int | None = None  # None: gigs, else DEFAULT_MEMORY
     cpus_per_task: int = 1
     gpus: int | str | None = None
     sbatch: Mapping[str, str | bool] = field(default_factory=dict)
@@ -115,10 +129,14 @@ class ClusterProfile:
     time_factor: float = 2.0
     memory_factor: float = 2.0
     source: str | None = field(default=None, compare=False)
+    hours: InitVar[int | None] = None
+    gigs: InitVar[int | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, hours: int | None, gigs: int | None) -> None:
         if self.source is not None and not isinstance(self.source, str):
             object.__setattr__(self, "source", str(self.source))
+        object.__setattr__(self, "time", self._time(hours))
+        object.__setattr__(self, "mem_per_cpu", self._memory(gigs))
         for name, value in self._validated().items():
             object.__setattr__(self, name, value)
 
@@ -132,8 +150,6 @@ class ClusterProfile:
         out: dict[str, Any] = {
             "account": self._optional_word("account"),
             "partition": self._optional_word("partition"),
-            "time": self._time(),
-            "mem_per_cpu": self._memory(),
             "cpus_per_task": self._positive_int("cpus_per_task"),
             "gpus": self._gpus(),
             "indices_per_task": self._positive_int("indices_per_task"),
@@ -200,43 +216,61 @@ class ClusterProfile:
             raise self._error(f"must be one line: {value!r}", name)
         return value
 
-    def _time(self) -> str:
+    def _design_value(self, value: Any, key: str, slurm_key: str) -> int:
+        """`hours` / `gigs`: a positive integer, and only without the Slurm key it would set."""
+        if getattr(self, slurm_key) is not None:
+            raise self._error(f"conflicts with '{slurm_key}' (both set the same limit); keep one of them", key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self._error(f"must be a positive integer, not {_type_name(value)} ({value!r})", key)
+        return value
+
+    def _time(self, hours: int | None) -> str:
+        """`time` as sbatch reads it (a bare number is minutes), or `hours(n)` for `hours: n`."""
+        if hours is not None:
+            return slurm_formats.hours(self._design_value(hours, "hours", "time"))
         value = self.time
+        if value is None:
+            return DEFAULT_TIME
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise self._error(
-                f"must be a Slurm time string ('2:59:59', '1-00:00:00') or an integer number of hours, "
-                f"not {_type_name(value)} ({value!r})",
+                f"must be a Slurm time ('2:59:59', '1-00:00:00', or minutes: 90), not {_type_name(value)} "
+                f"({value!r}); for whole hours write 'hours: N'",
                 "time",
             )
-        if isinstance(value, int):
-            if value < 1:
-                raise self._error(f"an integer time is a number of hours and must be at least 1, not {value}", "time")
-            return hours(value)
+        text = str(value).strip()
         try:
-            parse_time(value)
+            parse_time(text)
         except UserError as e:
-            raise self._error(f"{e} (or give an integer number of hours)", "time") from None
-        return value.strip()
+            raise self._error(f"{e} (a bare number is minutes, as in Slurm; or write 'hours: N')", "time") from None
+        return text
 
-    def _memory(self) -> str:
+    def _memory(self, gigs: int | None) -> str:
+        """`mem_per_cpu` as sbatch reads it (a bare number is megabytes), or `gigs(n)` for `gigs: n`."""
+        if gigs is not None:
+            return slurm_formats.gigs(self._design_value(gigs, "gigs", "mem_per_cpu"))
         value = self.mem_per_cpu
+        if value is None:
+            return DEFAULT_MEMORY
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise self._error(
-                f"must be a Slurm memory string ('4G', '512M') or an integer number of GB, "
-                f"not {_type_name(value)} ({value!r})",
+                f"must be a Slurm memory size ('4G', '512M', or megabytes: 4096), not {_type_name(value)} "
+                f"({value!r}); for whole gigabytes write 'gigs: N'",
                 "mem_per_cpu",
             )
-        if isinstance(value, int):
-            if value < 1:
-                raise self._error(
-                    f"an integer memory is a number of GB and must be at least 1, not {value}", "mem_per_cpu"
-                )
-            return gigs(value)
+        text = str(value).strip()
         try:
-            parse_memory(value, "memory per CPU")
+            megabytes = parse_memory(text, "memory per CPU")
         except UserError as e:
-            raise self._error(f"{e} (or give an integer number of GB)", "mem_per_cpu") from None
-        return value.strip()
+            raise self._error(
+                f"{e} (a bare number is megabytes, as in Slurm; or write 'gigs: N')", "mem_per_cpu"
+            ) from None
+        if text.isdigit() and megabytes < _SMALLEST_BARE_MEGABYTES:
+            raise self._error(
+                f"{text} without a unit is {text} megabytes, as in Slurm; write 'gigs: {text}' for {text}G, "
+                f"or '{text}M' if you mean megabytes",
+                "mem_per_cpu",
+            )
+        return text
 
     def _gpus(self) -> int | str | None:
         value = self.gpus
@@ -368,6 +402,8 @@ class ClusterProfile:
     def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> ClusterProfile:
         """A profile from parsed file content; unknown keys are errors with a did-you-mean."""
         names = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
+        names[names.index("time") + 1 : names.index("time") + 1] = ["hours"]
+        names[names.index("mem_per_cpu") + 1 : names.index("mem_per_cpu") + 1] = ["gigs"]
         for key in data:
             if key not in names:
                 raise UserError(

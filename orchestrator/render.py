@@ -36,6 +36,7 @@ from pathlib import Path
 import jinja2
 
 from orchestrator.errors import UserError
+from orchestrator.experiment import read_user_file
 from orchestrator.profile import OWN_SBATCH_OPTIONS, check_command, known_sbatch_options
 
 DEFAULT_TEMPLATE = "sbatch_array.sh.j2"
@@ -198,20 +199,10 @@ def render_script(script: ArrayScript, template_text: str | None = None, templat
 
 
 def load_template(path: str | Path | None) -> str:
-    """A template's text: the file at `path`, or the packaged default for None."""
+    """A template's text: the file at `path` (UTF-8, a BOM allowed), or the packaged default for None."""
     if path is None:
         return _default_template()
-    source = str(path)
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError("template file not found", source=source) from None
-    except IsADirectoryError:
-        raise UserError("is a directory, not a template file", source=source) from None
-    except OSError as e:
-        raise UserError(f"cannot read template: {e.strerror}", source=source) from None
-    except UnicodeDecodeError as e:
-        raise UserError(f"template is not UTF-8 text (byte {e.start})", source=source) from None
+    return read_user_file(path, "template file")[1]
 
 
 @cache

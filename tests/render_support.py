@@ -35,7 +35,7 @@ def make_script(profile: ClusterProfile, **fields: object) -> ArrayScript:
 FULL_PROFILE = ClusterProfile(
     account="def-someone",
     partition="gpu",
-    time=12,
+    hours=12,
     mem_per_cpu="3500M",
     cpus_per_task=4,
     gpus="a100:1",

@@ -10,6 +10,7 @@ import pytest
 
 from orchestrator.errors import UserError
 from orchestrator.profile import OWN_SBATCH_OPTIONS, ClusterProfile, known_sbatch_options, load_profile
+from orchestrator.slurm_formats import parse_memory, parse_time
 
 
 def write(tmp_path: Path, text: str, name: str = "cluster.yaml") -> Path:
@@ -53,11 +54,78 @@ def test_profile_is_frozen():
         ClusterProfile().time = "1:00:00"  # type: ignore[misc]
 
 
-def test_integer_hours_and_gigabytes(tmp_path):
-    profile = load_profile(write(tmp_path, "time: 3\nmem_per_cpu: 4\n"))
-    assert profile.time == "2:59:59"
-    assert profile.mem_per_cpu == "4G"
-    assert ClusterProfile(time=1, mem_per_cpu=16).sbatch_options()["time"] == "0:59:59"  # type: ignore[arg-type]
+# -- time and memory: Slurm's meaning under Slurm's names, the design's formatting under its own ----
+
+
+def test_bare_time_is_minutes_as_in_slurm(tmp_path):
+    # the old trap: `time: 90` was 90 hours (--time=89:59:59); sbatch --time=90 is 90 minutes
+    profile = load_profile(write(tmp_path, "time: 90\n"))
+    assert profile.time == "90"
+    assert profile.sbatch_options()["time"] == "90"
+    assert parse_time(profile.time) == 90 * 60
+    assert ClusterProfile(time=90) == profile
+
+
+def test_bare_memory_is_megabytes_as_in_slurm(tmp_path):
+    # the old trap's twin: `mem_per_cpu: 4096` was 4096 GB; sbatch --mem-per-cpu=4096 is 4096 MB
+    profile = load_profile(write(tmp_path, "mem_per_cpu: 4096\n"))
+    assert profile.mem_per_cpu == "4096"
+    assert parse_memory(profile.mem_per_cpu) == 4096
+
+
+def test_minutes_colon_seconds_is_kept_as_slurm_reads_it(tmp_path):
+    profile = load_profile(write(tmp_path, "time: 1:30\n"))
+    assert profile.time == "1:30"
+    assert parse_time(profile.time) == 90  # M:S, as sbatch reads it: 1 min 30 s
+
+
+def test_hours_and_gigs_keys(tmp_path):
+    profile = load_profile(write(tmp_path, "hours: 3\ngigs: 4\n"))
+    assert (profile.time, profile.mem_per_cpu) == ("2:59:59", "4G")
+    assert profile == ClusterProfile(time="2:59:59", mem_per_cpu="4G")
+    assert ClusterProfile(hours=1, gigs=16).sbatch_options()["time"] == "0:59:59"
+    # the design keys are init-only: copies keep the limit they set
+    assert dataclasses.replace(profile, parallel=1).time == "2:59:59"
+    assert profile.with_resources(time="5:59:58").time == "5:59:58"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "other"),
+    [("time: 90\nhours: 3\n", "hours", "time"), ("mem_per_cpu: 4G\ngigs: 4\n", "gigs", "mem_per_cpu")],
+)
+def test_design_key_and_slurm_key_together_are_refused(tmp_path, text, key, other):
+    error = load_error(tmp_path, text)
+    assert error.key_path == key
+    assert f"'{other}'" in str(error)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "1.5", "'3'", "true", "null", "[3]"])
+@pytest.mark.parametrize("key", ["hours", "gigs"])
+def test_invalid_hours_and_gigs(tmp_path, key, value):
+    if value == "null":  # null is "not set": the default applies
+        assert load_profile(write(tmp_path, f"{key}: null\n")) == ClusterProfile()
+        return
+    error = load_error(tmp_path, f"{key}: {value}\n")
+    assert error.key_path == key and "positive integer" in str(error)
+
+
+@pytest.mark.parametrize("value", ["4", "63", "'4'"])
+def test_tiny_unitless_memory_is_refused_as_the_old_gigabytes(tmp_path, value):
+    error = load_error(tmp_path, f"mem_per_cpu: {value}\n")
+    assert error.key_path == "mem_per_cpu"
+    assert "gigs: " in str(error) and "megabytes" in str(error)
+    assert ClusterProfile(mem_per_cpu="4M").mem_per_cpu == "4M"  # with a unit, Slurm's meaning is clear
+
+
+def test_hours_and_gigs_are_known_keys_with_did_you_mean(tmp_path):
+    error = load_error(tmp_path, "hour: 3\n")
+    assert "did you mean 'hours'" in str(error)
+    assert "time, hours, mem_per_cpu, gigs" in str(error)
+
+
+def test_cedar_example_profile_loads():
+    profile = load_profile(Path(__file__).resolve().parent.parent / "clusters" / "cedar.yaml")
+    assert (profile.time, profile.mem_per_cpu) == ("2:59:59", "4G")
 
 
 @pytest.mark.parametrize("text", ["30", "1:30", "2:59:59", "1-12", "1-12:30", "1-12:30:00", " 4:00:00 "])
@@ -156,7 +224,7 @@ memory_factor: 2
 def test_json_profile_equals_yaml_profile(tmp_path):
     data = {
         "account": "acct",
-        "time": 2,
+        "hours": 2,
         "mem_per_cpu": "2G",
         "gpus": 1,
         "sbatch": {"qos": "normal", "exclusive": True},
@@ -168,7 +236,7 @@ def test_json_profile_equals_yaml_profile(tmp_path):
     from_yaml = load_profile(
         write(
             tmp_path,
-            "account: acct\ntime: 2\nmem_per_cpu: 2G\ngpus: 1\nsbatch: {qos: normal, exclusive: true}\n"
+            "account: acct\nhours: 2\nmem_per_cpu: 2G\ngpus: 1\nsbatch: {qos: normal, exclusive: true}\n"
             "setup:\n  - module load cuda\n  - source .venv/bin/activate\nindices_per_task: 2\nparallel: 2\n",
             "cluster.yml",
         )
