@@ -28,14 +28,17 @@ from orchestrator.errors import SlurmError, SlurmRejected, SlurmUnavailable, Sub
 from orchestrator.slurm_formats import (
     SACCT_FIELDS,
     SQUEUE_FORMAT,
+    USAGE_FIELDS,
     AccountingRecord,
     PartitionLimits,
     QueuedTask,
+    UsageRecord,
     array_limits,
     parse_assoc_qos,
     parse_max_submit,
     parse_partitions,
     parse_sacct,
+    parse_sacct_usage,
     parse_sbatch_parsable,
     parse_scontrol_config,
     parse_squeue,
@@ -401,3 +404,37 @@ class SlurmCommands:
             return None
         known = [n for n in limits if n is not None]
         return min(known) if known else None
+
+    def sacct_usage(self, job_ids: Sequence[str], chunk_size: int = SACCT_CHUNK) -> list[UsageRecord] | None:
+        """What each task of these jobs used (`USAGE_FIELDS`, one line per task and per step); None without accounting.
+
+        No -X: MaxRSS is only on the steps. One call per chunk of ids, like `sacct`.
+        """
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        ids = _check_job_ids(job_ids)
+        self.accounting_problem = None
+        if not ids:
+            return []
+        if shutil.which("sacct", path=self._environment().get("PATH")) is None:
+            self.accounting_problem = "sacct not found on PATH"
+            return None
+        records: list[UsageRecord] = []
+        for start in range(0, len(ids), chunk_size):
+            argv = ["sacct", "-P", "-n", "-o", USAGE_FIELDS, "-j", ",".join(ids[start : start + chunk_size])]
+            try:
+                result = self._run(argv, retry=True)
+            except SlurmUnavailable as exc:
+                self.accounting_problem = str(exc)
+                return None
+            if _NO_ACCOUNTING.search(result.stderr) and (result.returncode != 0 or not result.stdout.strip()):
+                self.accounting_problem = f"sacct: {_summary(result.stderr)}"
+                return None
+            if result.returncode != 0:
+                raise SlurmError(
+                    f"sacct failed (exit {result.returncode}): {_summary(result.stderr)}",
+                    command=shlex.join(argv),
+                    stderr=result.stderr,
+                )
+            records.extend(parse_sacct_usage(result.stdout))
+        return list(dict.fromkeys(records))

@@ -452,3 +452,145 @@ def _memory_limit(value: str | None) -> int | None:
     if value is None or value.upper() in ("UNLIMITED", "0", ""):
         return None
     return parse_memory(value, "partition memory limit")
+
+
+# -- usage (sacct without -X: the job steps carry MaxRSS) ---------------------------------------
+
+USAGE_FIELDS = "JobID,State,Elapsed,Timelimit,TotalCPU,AllocCPUS,ReqMem,MaxRSS"
+"""What each task used against what it asked for. No JobName: a '|' in it would shift the fields."""
+
+_USAGE_COLUMNS = USAGE_FIELDS.count(",") + 1
+_USAGE_JOB = re.compile(
+    r"(?P<job>\d+)(?:_(?P<task>\d+)|_\[(?P<tasks>[^\]]+)\]|(?P<het>\+\d+))?(?:\.(?P<step>[^\s|]+))?"
+)
+# TotalCPU: [D-]HH:MM:SS, or MM:SS.mmm under an hour (Slurm's _elapsed_time)
+_CPU_TIME = re.compile(r"(?:(?:(\d+)-)?(\d+):(\d{2}):(\d{2})(?:\.(\d+))?|(\d+):(\d{2})\.(\d+))")
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)([KMGTP]?)([cn]?)", re.IGNORECASE)
+_SIZE_MB = {"K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0**2, "P": 1024.0**3}
+_NO_LIMIT = {"UNLIMITED", "INFINITE", "PARTITION_LIMIT", "INVALID"}
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    """One line of `sacct -P -n -o USAGE_FIELDS` (no -X): a job or array task, or one of its steps.
+
+    The task's own line carries state, time limit, request and allocation; its steps (`.batch`,
+    `.extern`, `.0`, ...) carry MaxRSS, which jobacct_gather samples every JobAcctGatherFrequency
+    seconds: a step that ended before the first sample has none (None here).
+    """
+
+    job_id: str  # `7_2`, `7_2.batch`, `7`, `7+0`
+    array_job_id: str
+    task_id: int | None
+    step: str | None  # None for the task's own line; `batch`, `extern`, `0`, ...
+    state: str
+    elapsed_seconds: int | None
+    time_limit_seconds: int | None  # None: unlimited, or not shown (steps)
+    total_cpu_seconds: float | None
+    alloc_cpus: int | None
+    req_mem_mb: float | None  # as printed: per node (Slurm >= 21.08, or `n`) or per CPU (`c`)
+    req_mem_per_cpu: bool  # True when Slurm marked ReqMem per CPU (`4Gc`, Slurm < 21.08)
+    max_rss_mb: float | None
+
+    @property
+    def mem_per_cpu_mb(self) -> float | None:
+        """The requested memory per allocated CPU (an array task runs on one node)."""
+        if self.req_mem_mb is None:
+            return None
+        if self.req_mem_per_cpu or not self.alloc_cpus:
+            return self.req_mem_mb
+        return self.req_mem_mb / self.alloc_cpus
+
+
+def parse_cpu_time(text: str) -> float | None:
+    """Seconds in sacct's TotalCPU (`00:00.199`, `01:02:03`, `1-02:03:04`); None when empty."""
+    stripped = text.strip()
+    if stripped.upper() in _NO_ELAPSED:
+        return None
+    match = _CPU_TIME.fullmatch(stripped)
+    if not match:
+        raise SlurmError(f"invalid CPU time {text!r}: expected [D-]HH:MM:SS or MM:SS.mmm", command="sacct")
+    days, h, m, s, frac, short_m, short_s, short_frac = match.groups()
+    if short_m is not None:
+        return int(short_m) * 60 + int(short_s) + float(f"0.{short_frac}")
+    fraction = float(f"0.{frac}") if frac else 0.0
+    return int(days or 0) * 86400 + int(h) * 3600 + int(m) * 60 + int(s) + fraction
+
+
+def parse_size_mb(text: str, default_unit: str = "M") -> tuple[float | None, str]:
+    """(megabytes, `c`/`n`/'') of a sacct size: `437884K`, `1.50G`, `4000M`, `4Gc`; (None, '') when empty.
+
+    `default_unit` applies to a bare number (`0`): K for MaxRSS, M for ReqMem.
+    """
+    stripped = text.strip()
+    if not stripped:
+        return None, ""
+    match = _SIZE.fullmatch(stripped)
+    if not match:
+        raise SlurmError(f"invalid memory size {text!r}: expected a number with K, M, G, T or P", command="sacct")
+    unit = (match.group(2) or default_unit).upper()
+    return float(match.group(1)) * _SIZE_MB[unit], match.group(3).lower()
+
+
+def _usage_limit(text: str) -> int | None:
+    stripped = text.strip()
+    if not stripped or stripped.upper() in _NO_LIMIT:
+        return None
+    return parse_elapsed(stripped)
+
+
+def _usage_tasks(job: re.Match[str], line: str) -> tuple[str, list[int | None]]:
+    """The array job id and the task ids of a usage line (a pending `7_[4-9]` expands)."""
+    if job.group("het"):
+        return job.group("job") + job.group("het"), [None]
+    if job.group("task"):
+        return job.group("job"), [int(job.group("task"))]
+    if job.group("tasks"):
+        return job.group("job"), list(_expand_tasks(job.group("tasks"), line, "sacct"))
+    return job.group("job"), [None]
+
+
+def _usage_record(line: str) -> list[UsageRecord]:
+    fields = [f.strip() for f in line.split("|")]
+    if len(fields) != _USAGE_COLUMNS:
+        raise _bad_line("sacct", line, f"expected {_USAGE_COLUMNS} '|'-separated fields ({USAGE_FIELDS})")
+    job_text, state_text, elapsed, limit, cpu, cpus, req_mem, max_rss = fields
+    job = _USAGE_JOB.fullmatch(job_text)
+    state = _SACCT_STATE.fullmatch(state_text)
+    if not job or not state:
+        raise _bad_line("sacct", line, f"job id {job_text!r}" if not job else f"state {state_text!r}")
+    if cpus and not cpus.isdigit():
+        raise _bad_line("sacct", line, f"AllocCPUS {cpus!r}")
+    try:
+        values = (parse_elapsed(elapsed), _usage_limit(limit), parse_cpu_time(cpu))
+        req_mb, per = parse_size_mb(req_mem, "M")
+        rss_mb, _ = parse_size_mb(max_rss, "K")
+    except SlurmError as exc:
+        raise _bad_line("sacct", line, str(exc)) from None
+    base, tasks = _usage_tasks(job, line)
+    step = job.group("step")
+    suffix = f".{step}" if step else ""
+    return [
+        UsageRecord(
+            f"{base}{'' if task is None else f'_{task}'}{suffix}",
+            base,
+            task,
+            step,
+            state.group(1),
+            *values,
+            int(cpus) if cpus else None,
+            req_mb,
+            per == "c",
+            rss_mb,
+        )
+        for task in tasks
+    ]
+
+
+def parse_sacct_usage(text: str) -> list[UsageRecord]:
+    """Records from `sacct -P -n -o USAGE_FIELDS -j ...` (no -X), one per task line and per step line."""
+    records: list[UsageRecord] = []
+    for line in text.splitlines():
+        if line.strip():
+            records.extend(_usage_record(line))
+    return records
