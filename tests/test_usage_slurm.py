@@ -21,7 +21,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from slurm_support import REPO, orchestrator, require_slurm, wait_for
+from slurm_support import require_slurm
+from support import REPO, orchestrator, wait_for
 
 from orchestrator.ledger import Ledger
 from orchestrator.slurm_commands import SlurmCommands
