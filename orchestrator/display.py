@@ -24,15 +24,23 @@ def status_line(status: ExperimentStatus) -> str:
     counts = status.counts()
     total = status.plan.total
     shown = [s for s in STATES if s != DONE and (counts[s] or s in _ALWAYS_SHOWN)]
-    others = "  ".join(f"{state.replace('_', ' ')} {counts[state]}" for state in shown)
+    others = "  ".join(_count(state, counts) for state in shown)
     return f"{status.plan.path}  {progress_bar(counts[DONE], total)} {counts[DONE]}/{total} done  {others}"
+
+
+def _count(state: str, counts: dict[str, int]) -> str:
+    if state == FAILED and counts[GIVEN_UP]:
+        return f"failed {counts[FAILED]} (given up {counts[GIVEN_UP]})"
+    return f"{state} {counts[state]}"
 
 
 def status_lines(status: ExperimentStatus) -> Iterator[str]:
     yield status_line(status)
-    for state, label in ((FAILED, "failed"), (GIVEN_UP, "given up")):
-        for reason, indices in sorted(status.reasons(state).items()):
-            yield f"  {label}, {reason}: {indices.text()}"
+    for reason, indices in sorted(status.reasons(FAILED).items()):
+        yield f"  failed, {reason}: {indices.text()}"
+    if status.sets[GIVEN_UP]:
+        given_up = status.sets[GIVEN_UP].text()
+        yield f"  given up after {status.max_attempts} attempts (submit --retry-given-up resends): {given_up}"
     if status.edited_since:
         yield (
             f"  note: the experiment file changed since {len(status.edited_since)} submission(s); "

@@ -40,7 +40,8 @@ DONE, RUNNING, PENDING, FAILED, GIVEN_UP, MISSING, UNKNOWN = (
     "missing",
     "unknown",
 )
-STATES = (DONE, RUNNING, PENDING, FAILED, GIVEN_UP, MISSING, UNKNOWN)
+STATES = (DONE, RUNNING, PENDING, FAILED, MISSING, UNKNOWN)  # every index is in exactly one of these
+# `given_up` is a part of `failed`: failed `max_attempts` times, so `submit` leaves it (--retry-given-up)
 
 # squeue states that mean "will run or is running" (everything else is on its way out)
 _RUNNING_STATES = {"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SUSPENDED", "RESIZING", "SIGNALING"}
@@ -298,6 +299,7 @@ class ExperimentStatus:
     verdicts: dict[int, Verdict]  # indices with a history that are failed, given up or missing
     observation: Observation
     notes: list[str] = field(default_factory=list)
+    max_attempts: int = 3  # failed this often: given up
 
     @property
     def history(self) -> History:
@@ -312,7 +314,7 @@ class ExperimentStatus:
         return self.history.edited_since
 
     def counts(self) -> dict[str, int]:
-        return {state: len(self.sets[state]) for state in STATES}
+        return {state: len(self.sets[state]) for state in (*STATES, GIVEN_UP)}
 
     def reasons(self, state: str = FAILED) -> dict[str, IndexSet]:
         """The indices of `state` grouped by why (failed and given up indices have a reason)."""
@@ -323,7 +325,7 @@ class ExperimentStatus:
         return {reason: IndexSet.of(indices) for reason, indices in groups.items()}
 
     def index(self, index: int) -> IndexStatus:
-        state = next(s for s in STATES if index in self.sets[s])
+        state = next(s for s in STATES if index in self.sets[s])  # given up indices are failed
         verdict = self.verdicts.get(index)
         if verdict is None and state in (RUNNING, PENDING):
             verdict = judge(self.history.latest[index], self.observation)  # in flight: not kept, asked again
@@ -343,9 +345,8 @@ class ExperimentStatus:
             "experiment": self.plan.path,
             "total": self.plan.total,
             **self.counts(),
-            "indices": {state: self.sets[state].text() for state in STATES},
+            "indices": {state: self.sets[state].text() for state in (*STATES, GIVEN_UP)},
             "failed_reasons": {reason: ix.text() for reason, ix in sorted(self.reasons(FAILED).items())},
-            "given_up_reasons": {reason: ix.text() for reason, ix in sorted(self.reasons(GIVEN_UP).items())},
             "edited_since_submission": self.edited_since,
             "results": self.results.kind,
             "database": self.results.database,
@@ -361,18 +362,17 @@ def classify(observation: Observation, max_attempts: int) -> ExperimentStatus:
         if index in results.unknown:
             continue
         verdict = judge(attempt, observation)
-        state = verdict.state
-        if state == FAILED and history.attempts.get(index, 0) >= max_attempts:
-            state = GIVEN_UP
-        members[state].append(index)
-        if state not in (RUNNING, PENDING):
+        members[verdict.state].append(index)
+        if verdict.state == FAILED and history.attempts.get(index, 0) >= max_attempts:
+            members[GIVEN_UP].append(index)
+        if verdict.state not in (RUNNING, PENDING):
             verdicts[index] = verdict
     sets = {state: IndexSet.of(sorted(indices)) for state, indices in members.items()}
-    held = sets[RUNNING] | sets[PENDING] | sets[FAILED] | sets[GIVEN_UP]
+    held = sets[RUNNING] | sets[PENDING] | sets[FAILED]
     sets[MISSING] = IndexSet.range(0, plan.total) - results.done - results.unknown - held
     sets[DONE], sets[UNKNOWN] = results.done, results.unknown
     notes = [*history.problems, *results.notes]
-    return ExperimentStatus(plan, sets, verdicts, observation, list(dict.fromkeys(notes)))
+    return ExperimentStatus(plan, sets, verdicts, observation, list(dict.fromkeys(notes)), max_attempts)
 
 
 def judge(attempt: Attempt, observed: Observation) -> Verdict:

@@ -44,11 +44,12 @@ class Resources:
 
 
 def select_indices(status: ExperimentStatus, retry_given_up: bool) -> tuple[IndexSet, IndexSet]:
-    """(indices to submit, indices given up): missing and failed ones, and given up ones when retried."""
+    """(indices to submit, indices given up): missing and failed ones, but failed ones that are given up
+    only when retried."""
     chosen = status.sets[MISSING] | status.sets[FAILED]
     if retry_given_up:
-        return chosen | status.sets[GIVEN_UP], IndexSet()
-    return chosen, status.sets[GIVEN_UP]
+        return chosen, IndexSet()
+    return chosen - status.sets[GIVEN_UP], status.sets[GIVEN_UP]
 
 
 def escalated(
@@ -91,7 +92,7 @@ def resource_groups(
     if escalate is None:
         return [(base, chosen)] if chosen else []
     raised: dict[Resources, list[int]] = {}
-    for index in chosen & (status.sets[FAILED] | status.sets[GIVEN_UP]):
+    for index in chosen & status.sets[FAILED]:
         verdict, attempt = status.verdicts.get(index), status.history.latest.get(index)
         last = recorded_resources(attempt.record) if attempt is not None else None
         kind = verdict.reason_kind if verdict is not None else None

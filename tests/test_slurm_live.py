@@ -44,18 +44,25 @@ def submitted(slurm: SlurmCommands) -> Iterator[list[str]]:
         slurm.scancel(ids)
 
 
-def _script(tmp_path: Path, body: str) -> Path:
+def _script(tmp_path: Path, body: str, *directives: str) -> Path:
+    """A job script; its sbatch options as `#SBATCH` lines, as the orchestrator's own scripts carry them."""
     script = tmp_path / "job.sh"
-    script.write_text(f"#!/bin/bash\n{body}\n")
+    options = "".join(f"#SBATCH {d}\n" for d in directives)
+    script.write_text(f"#!/bin/bash\n{options}{body}\n")
     return script
 
 
 def test_tiny_array_from_submission_to_accounting(slurm: SlurmCommands, submitted: list[str], tmp_path: Path) -> None:
     tag = f"orch-live-{uuid.uuid4().hex[:12]}"
-    script = _script(tmp_path, "sleep 3\nexit $SLURM_ARRAY_TASK_ID")
-    job_id = slurm.sbatch(
-        script, ["--array=0-2", f"--job-name={tag}", f"--comment={tag}|x", f"--output={tmp_path}/%A_%a.out"]
+    script = _script(
+        tmp_path,
+        "sleep 3\nexit $SLURM_ARRAY_TASK_ID",
+        "--array=0-2",
+        f"--job-name={tag}",
+        f'--comment="{tag}|x"',
+        f"--output={tmp_path}/%A_%a.out",
     )
+    job_id = slurm.sbatch(script)
     submitted.append(job_id)
     assert job_id.isdigit()
 
@@ -95,14 +102,14 @@ def test_max_submit_jobs_answers(slurm: SlurmCommands) -> None:
 
 def test_invalid_partition_is_rejected(slurm: SlurmCommands, submitted: list[str], tmp_path: Path) -> None:
     with pytest.raises(SlurmRejected, match="Invalid partition name specified") as caught:
-        submitted.append(slurm.sbatch(_script(tmp_path, "true"), ["--hold", "--partition=orch-no-such-partition"]))
-    assert caught.value.command is not None and "--partition=orch-no-such-partition" in caught.value.command
+        submitted.append(slurm.sbatch(_script(tmp_path, "true", "--hold", "--partition=orch-no-such-partition")))
+    assert caught.value.command is not None and str(tmp_path / "job.sh") in caught.value.command
 
 
 def test_array_index_at_max_array_size_is_rejected(slurm: SlurmCommands, submitted: list[str], tmp_path: Path) -> None:
     # MaxArraySize=11 caps the index value: 0-10 is the largest array, 0-11 is refused
     with pytest.raises(SlurmRejected, match="Invalid job array specification"):
-        submitted.append(slurm.sbatch(_script(tmp_path, "true"), ["--hold", "--array=0-11"]))
+        submitted.append(slurm.sbatch(_script(tmp_path, "true", "--hold", "--array=0-11")))
 
 
 def test_unknown_job_has_no_accounting(slurm: SlurmCommands) -> None:

@@ -318,7 +318,8 @@ def test_latest_attempts_counts_attempts_and_skips_rejected_and_cancelled(projec
     assert states(status) == {0: FAILED, 1: MISSING, 2: FAILED, 3: MISSING}
     assert status.index(1).reason == "cancelled with orchestrator cancel"
     (status,) = gather([plan], ledger, slurm)
-    assert states(status) == {0: "given_up", 1: MISSING, 2: FAILED, 3: MISSING}  # 0 failed 3 times: given up
+    assert states(status) == {0: FAILED, 1: MISSING, 2: FAILED, 3: MISSING}
+    assert list(status.sets["given_up"]) == [0]  # failed 3 times: given up (a part of failed)
     chosen, given_up = chosen_indices(status)
     assert chosen == [1, 2, 3] and given_up == [0]
     chosen, given_up = chosen_indices(status, retry_given_up=True)
@@ -578,8 +579,8 @@ def test_human_status_groups_failed_indices_by_reason_as_ranges(project: Path, m
         "running": "",
         "pending": "",
         "failed": "3-4,6-7",
-        "given_up": "",
         "missing": "8-9",
         "unknown": "",
+        "given_up": "",
     }
     assert entry["failed_reasons"] == {"FAILED exit 3": "6", "OUT_OF_MEMORY": "7", "TIMEOUT": "3-4"}

@@ -87,8 +87,8 @@ def test_selection_takes_missing_and_failed_and_given_up_only_when_retried() -> 
         "running": IndexSet.of([1]),
         "pending": IndexSet.of([2]),
         "missing": IndexSet.of([3, 6]),
-        "failed": IndexSet.of([4]),
-        "given_up": IndexSet.of([5]),
+        "failed": IndexSet.of([4, 5]),
+        "given_up": IndexSet.of([5]),  # a part of failed
         "unknown": IndexSet.of([7]),
     }
     status = SimpleNamespace(sets=sets)
