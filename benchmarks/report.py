@@ -13,6 +13,7 @@ from pathlib import Path
 from common import fmt_seconds
 from report_base import Part, Results, Row, Target, mark, target
 from report_local import JSONL, PLANNING, SCAN
+from report_scale import SCALE
 from report_slurm import STATUS_MANY, STATUS_TARGETS, SUBMISSION
 
 REPRODUCE = "benchmarks/run"
@@ -53,7 +54,7 @@ def growth_method(results: Results) -> list[str]:
 GROWTH = Part("growth", needs=(), targets=growth_targets, method=growth_method)
 
 # The report, in order: add a benchmark by writing its Part and listing it here.
-PARTS: tuple[Part, ...] = (PLANNING, JSONL, SCAN, SUBMISSION, STATUS_MANY, STATUS_TARGETS, GROWTH)
+PARTS: tuple[Part, ...] = (PLANNING, JSONL, SCAN, SUBMISSION, STATUS_MANY, STATUS_TARGETS, SCALE, GROWTH)
 
 
 def rows(results: Results) -> list[Row]:
