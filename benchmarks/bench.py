@@ -1,10 +1,11 @@
-"""Every benchmark of issue 7 in one run, ours beside PyExpUtils 8.1.2; prints one table.
+"""Every benchmark (issues 7 and 11) in one run, ours beside PyExpUtils 8.1.2; prints one table.
 
 Run it through `benchmarks/run` (which makes the benchmark environment); see benchmarks/README.md.
 
     bench.py                 full sizes; writes benchmarks/results.json, docs/PERFORMANCE.md, docs/performance.png
     bench.py --smoke         tiny sizes, no plot, no docs (CI); Slurm parts skipped when Slurm is absent
-    bench.py --only scan     some benchmarks only: planning, jsonl, scan, submit, status (never writes docs)
+    bench.py --only scan     some benchmarks only: planning, jsonl, scan, submit, status, scale (never writes docs)
+    bench.py --max-indices 1000000   skip every size above 1e6 (never writes docs)
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from typing import Any
 
 import local_bench
 import report
+import scale_bench
 import slurm_bench
 from common import REPO, fmt_seconds
 
-SECTIONS = ("planning", "jsonl", "scan", "submit", "status")
+SECTIONS = ("planning", "jsonl", "scan", "submit", "status", "scale")
 
 FULL = {
     "planning": [10**4, 10**5, 10**6],
@@ -43,6 +45,17 @@ FULL = {
     "ref_calls": 10,
     "status": [10**3, 10**4, 10**5],
     "naive_sample": 20,
+    # issue 11: status and submit --dry-run as whole processes (see scale_bench.py)
+    "scale": [10**4, 10**5, 10**6, 10**7],
+    "scale_fractions": [0.0, 0.5, 1.0],
+    "scale_sparse_from": 10**7,  # from here on, 0.5 % present instead of 50 %, and no 100 %
+    "scale_sparse_fraction": 0.005,
+    "scale_ref_limit": 10**5,  # PyExpUtils' loop: first indices timed, the rest extrapolated
+    "scale_array_tasks": 1000,
+    "scale_small_arrays": [10**5, 11],  # the test cluster's MaxArraySize
+    "scale_strace": 10**5,
+    "scale_memory_gb": 4,
+    "scale_timeout": 900,
 }
 SMOKE = {
     "planning": [10**3, 10**4],
@@ -57,7 +70,18 @@ SMOKE = {
     "ref_calls": 2,
     "status": [10**2, 10**3],
     "naive_sample": 3,
+    "scale": [10**3, 10**4],
+    "scale_fractions": [0.0, 0.5, 1.0],
+    "scale_sparse_from": 10**4,
+    "scale_sparse_fraction": 0.005,
+    "scale_ref_limit": 2000,
+    "scale_array_tasks": 100,
+    "scale_small_arrays": [10**3, 11],
+    "scale_strace": 10**3,
+    "scale_memory_gb": 4,
+    "scale_timeout": 120,
 }
+SIZED = ("planning", "jsonl", "scan", "submit", "status", "scale")  # lists of sizes that --max-indices cuts
 PER_TASK = 256  # the PyExpUtils template's bundle: the same work per Slurm task for both
 
 
@@ -127,6 +151,7 @@ def main() -> int:
     parser.add_argument("--no-docs", action="store_true", help="full run without rewriting docs/")
     parser.add_argument("--output", help="results JSON (default benchmarks/results[-smoke].json)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch projects under /tmp")
+    parser.add_argument("--max-indices", type=float, help="skip every size above this (e.g. 1e6); never writes docs")
     parser.add_argument("--from-json", help="only print the table (and write docs) from an earlier results JSON")
     args = parser.parse_args()
 
@@ -141,8 +166,10 @@ def main() -> int:
     unknown = only - set(SECTIONS)
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
-    sizes = SMOKE if args.smoke else FULL
-    write_docs = not args.smoke and not args.no_docs and only == set(SECTIONS)
+    sizes = dict(SMOKE if args.smoke else FULL)
+    if args.max_indices:
+        sizes.update({key: [n for n in sizes[key] if n <= args.max_indices] for key in SIZED})
+    write_docs = not args.smoke and not args.no_docs and only == set(SECTIONS) and not args.max_indices
     output = (
         Path(args.output)
         if args.output
@@ -225,13 +252,20 @@ def main() -> int:
                         jobs.cancel_all()
                 finally:
                     jobs.cancel_all()
-            section(
-                "status",
-                "status over many jobs (synthetic ledger; 11 one-index tasks per job)",
-                lambda: slurm_bench.status_many_jobs(
-                    work, sizes["status"], 11, counters, sizes["naive_sample"], profile=not args.smoke
-                ),
-            )
+            if "status" in only:
+                with slurm_bench.cluster_lock():
+                    section(
+                        "status",
+                        "status over many jobs (synthetic ledger; 11 one-index tasks per job)",
+                        lambda: slurm_bench.status_many_jobs(
+                            work, sizes["status"], 11, counters, sizes["naive_sample"], profile=not args.smoke
+                        ),
+                    )
+        section(
+            "scale",
+            "scale: status and submit --dry-run as whole processes, no Slurm (issue 11)",
+            lambda: scale_bench.scale(work, sizes),
+        )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -40,12 +40,12 @@ AXES: list[tuple[str, list[Any]]] = [
 ]
 
 
-def experiment_data(indices: int) -> dict[str, Any]:
-    """The experiment of a sweep of `indices` indices (a power of ten, at least 10) with RUNS runs."""
-    permutations = indices // RUNS
+def experiment_data(indices: int, runs: int = RUNS) -> dict[str, Any]:
+    """The experiment of a sweep of `indices` indices (`runs` times a power of ten) with `runs` runs."""
+    permutations = indices // runs
     swept = round(math.log10(permutations)) if permutations > 1 else 0
-    if permutations * RUNS != indices or 10**swept != permutations or swept > len(AXES):
-        raise ValueError(f"sizes are powers of ten from 10 to {RUNS * 10 ** len(AXES)}, not {indices}")
+    if permutations * runs != indices or 10**swept != permutations or swept > len(AXES):
+        raise ValueError(f"sizes are {runs} x powers of ten up to {runs * 10 ** len(AXES)}, not {indices}")
     meta: dict[str, Any] = {"batch_size": 32}
     for number, (name, values) in enumerate(AXES):
         node = meta
@@ -63,14 +63,14 @@ sys.exit(0)
 '''
 
 
-def make_project(root: Path, indices: int, git: bool = False) -> Path:
+def make_project(root: Path, indices: int, git: bool = False, runs: int = RUNS) -> Path:
     """A project dir: config.json, experiments/bench/sweep.json, src/main.py (a git repo if asked)."""
     root.mkdir(parents=True, exist_ok=True)
     config = {"save_path": SAVE_PATH, "log_path": ".logs", "experiment_directory": "experiments"}
     (root / "config.json").write_text(json.dumps(config, indent=4) + "\n")
     experiment = root / EXPERIMENT
     experiment.parent.mkdir(parents=True, exist_ok=True)
-    experiment.write_text(json.dumps(experiment_data(indices), indent=4) + "\n")
+    experiment.write_text(json.dumps(experiment_data(indices, runs), indent=4) + "\n")
     (root / "src").mkdir(exist_ok=True)
     (root / "src" / "main.py").write_text(ENTRY_SCRIPT)
     if git and shutil.which("git"):
@@ -81,15 +81,15 @@ def make_project(root: Path, indices: int, git: bool = False) -> Path:
     return root
 
 
-def project_plan(root: Path):
-    """The orchestrator plan of the project's sweep, RUNS runs, as `orchestrator` run in `root` makes it."""
+def project_plan(root: Path, runs: int = RUNS):
+    """The orchestrator plan of the project's sweep, `runs` runs, as `orchestrator` run in `root` makes it."""
     from orchestrator.config import load_config
     from orchestrator.planner import plan_experiment
 
     here = os.getcwd()
     os.chdir(root)
     try:
-        return plan_experiment(EXPERIMENT, load_config("."), RUNS)
+        return plan_experiment(EXPERIMENT, load_config("."), runs)
     finally:
         os.chdir(here)
 

@@ -6,6 +6,8 @@ setup first and brackets the measured part with two marker `stat` calls that str
     probes.py plan-ours --repeat R --random-limit L
     probes.py plan-ref --limit L [--verify K]
     probes.py scan --mode ours|stat --repeat R
+    probes.py missing-exists --runs R
+    probes.py missing-ref --runs R --limit L
     probes.py ref-submit --calls K --per-job 256 --name NAME --account A --ids-file F --log-dir D
 """
 
@@ -141,6 +143,24 @@ def cmd_scan(args: argparse.Namespace) -> dict:
     }
 
 
+def cmd_missing_exists(args: argparse.Namespace) -> dict:
+    """The simplest way to find missing results: os.path.exists over our bulk planner's save paths."""
+    plan = project_plan(Path("."), args.runs)
+    missing = [index for index, path in plan.save_paths() if not os.path.exists(path)]
+    return {"indices": plan.total, "missing": len(missing)}
+
+
+def cmd_missing_ref(args: argparse.Namespace) -> dict:
+    """PyExpUtils' way: interpolateSavePath(i) and os.path.exists for the first `limit` indices, timed."""
+    exp = reference_experiment()
+    total = exp.numPermutations() * args.runs
+    count = min(total, args.limit)
+    start = time.perf_counter()
+    missing = [i for i in range(count) if not os.path.exists(exp.interpolateSavePath(i))]
+    seconds = time.perf_counter() - start
+    return {"indices": total, "measured": count, "loop_seconds": seconds, "missing": len(missing)}
+
+
 TEMPLATE_SCRIPT = """#!/bin/bash
 #SBATCH --job-name={name}
 #SBATCH --hold
@@ -214,6 +234,11 @@ def main() -> None:
     p = commands.add_parser("scan")
     p.add_argument("--mode", choices=("ours", "stat"), required=True)
     p.add_argument("--repeat", type=int, default=1)
+    p = commands.add_parser("missing-exists")
+    p.add_argument("--runs", type=int, default=RUNS)
+    p = commands.add_parser("missing-ref")
+    p.add_argument("--runs", type=int, default=RUNS)
+    p.add_argument("--limit", type=int, default=100_000)
     p = commands.add_parser("ref-submit")
     p.add_argument("--calls", type=int, required=True)
     p.add_argument("--per-job", type=int, default=256)
@@ -226,6 +251,8 @@ def main() -> None:
         "plan-ours": cmd_plan_ours,
         "plan-ref": cmd_plan_ref,
         "scan": cmd_scan,
+        "missing-exists": cmd_missing_exists,
+        "missing-ref": cmd_missing_ref,
         "ref-submit": cmd_ref_submit,
     }[args.command]
     print(json.dumps(handler(args)))

@@ -3,7 +3,7 @@
 Every Slurm command is counted by a wrapper script put first on PATH (it appends a line to a
 count file, then execs the real command), so the counts cover the whole CLI process.
 Everything we submit is held (`--hold`: nothing runs) and cancelled by its job id right after.
-The cluster is shared: the submitting part runs under `flock /tmp/orch-slurm.lock`.
+The cluster is shared: every part that uses it runs under `flock /tmp/orch-cluster.lock`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 from common import EXPERIMENT, PYTHON, RUNS, make_project, project_plan
 
-LOCK_FILE = "/tmp/orch-slurm.lock"
+LOCK_FILE = "/tmp/orch-cluster.lock"  # the lock every user of the shared test cluster takes
 COUNTED = ("sbatch", "squeue", "sacct", "scontrol", "sacctmgr", "scancel", "git")
 FAKE_JOB_BASE = 60_000_000  # synthetic ledgers: ids below MaxJobId, far above the test cluster's
 
@@ -43,7 +43,7 @@ def available() -> tuple[bool, str]:
 
 @contextlib.contextmanager
 def cluster_lock(wait_seconds: float = 900.0) -> Iterator[float]:
-    """The shared cluster's lock (flock(2) on /tmp/orch-slurm.lock, as `flock(1)` takes it); yields the wait."""
+    """The shared cluster's lock (flock(2) on LOCK_FILE, as `flock(1)` takes it); yields the wait."""
     start = time.monotonic()
     with open(LOCK_FILE, "a") as f:
         said = False
