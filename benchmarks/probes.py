@@ -109,16 +109,15 @@ def cmd_plan_ref(args: argparse.Namespace) -> dict:
 
 
 def cmd_scan(args: argparse.Namespace) -> dict:
-    from orchestrator.completeness import ResultScanner
-    from orchestrator.state import result_paths_present
+    from orchestrator.completeness import ResultScanner, present_results
 
     plan = project_plan(Path("."))
     listings = stats = 0
 
     def ours():
         nonlocal listings
-        scanner = ResultScanner(".")
-        present = result_paths_present(plan, scanner, None)
+        scanner = ResultScanner(".", plan.save_path_prefix())
+        present = present_results(plan, ".", None, scanner)
         listings = scanner.listings
         return len(present)
 

@@ -327,7 +327,7 @@ def _listing_cost(results: Results) -> str:
 def scan_method(results: Results) -> list[str]:
     return [
         "- **Completeness.** Result directories are created for a seeded random 0%, 50% or 100% of the indices (0%:"
-        " no `results/` at all, a sweep that has not run). Ours: `state.result_paths_present` with a fresh"
+        " no `results/` at all, a sweep that has not run). Ours: `completeness.present_results` with a fresh"
         " `ResultScanner` (the code `status` and `submit` run; it includes generating the save paths). Reference:"
         " PyExpUtils' old `listMissingResults`, one `os.path.exists` per index's save path, the paths coming from"
         " the same planner inside the timed part (so the reference is spared its slow `interpolateSavePath`)."

@@ -339,7 +339,7 @@ def write_synthetic_ledger(project: Path, tasks_per_job: int) -> int:
     The job ids are made up (no such jobs exist): squeue does not list them, so every one is
     "finished" and asked of sacct, which answers with no rows. Written without fsync, for speed.
     """
-    from orchestrator.ledger import Ledger, Status, SubmissionRecord
+    from orchestrator.ledger import Ledger, SubmissionRecord, SubmissionState
 
     plan = project_plan(project)
     ledger = Ledger(project)
@@ -351,7 +351,7 @@ def write_synthetic_ledger(project: Path, tasks_per_job: int) -> int:
         created = (base + timedelta(seconds=number)).isoformat(timespec="milliseconds")
         record = SubmissionRecord(
             tag=tag,
-            status=Status.SUBMITTED,
+            status=SubmissionState.SUBMITTED,
             executor="slurm",
             experiment=plan.path,
             experiment_key=key,
