@@ -16,11 +16,13 @@ from typing import NoReturn, TextIO
 from orchestrator import display
 from orchestrator.config import load_config
 from orchestrator.control import cancel, last_log
-from orchestrator.errors import EnvironmentFailure, OrchestratorError
+from orchestrator.errors import ChecksFailed, EnvironmentFailure, OrchestratorError
 from orchestrator.executors import Executor, LocalExecutor, SlurmExecutor
 from orchestrator.ledger import Ledger
 from orchestrator.planner import ExperimentPlan, plan_experiment
+from orchestrator.preflight import preflight
 from orchestrator.profile import ClusterProfile, load_profile
+from orchestrator.project import find_project_root, resolve_experiment
 from orchestrator.remembered import PlanRequest, planned_as, submitted_experiments
 from orchestrator.result_store import FindDone, paths_store
 from orchestrator.slurm import Slurm, connect
@@ -125,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--retry-given-up", action="store_true", help="also resubmit indices past max_attempts")
     submit.add_argument("--max-parallel", type=_positive_int, help="local executor: tasks at once (default: cores)")
+    submit.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip the checks before submitting (the command's program, save paths, template, log directory)",
+    )
     _command(
         commands,
         "status",
@@ -135,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     _command(commands, "cancel", "cancel our running and pending tasks of these experiments", cmd_cancel)
 
     logs = commands.add_parser("logs", help="the log of an index's last attempt")
-    logs.add_argument("experiment", metavar="EXPERIMENT")
+    logs.add_argument("experiments", nargs=1, metavar="EXPERIMENT")
     logs.add_argument("index", type=_non_negative_int, metavar="INDEX")
     _add_plan_options(logs, remembered=True)
     logs.add_argument("--slurm-output", action="store_true", help="also print Slurm's own output for the task")
@@ -150,6 +157,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- shared steps ------------------------------------------------------------------------------
+
+
+def _enter_project(args: argparse.Namespace) -> Path:
+    """Find the project root (as git finds `.git`) and run from it; paths the user typed are taken
+    relative to where they were typed, then carried relative to the root."""
+    cwd = Path.cwd()
+    root = find_project_root(cwd)
+    if getattr(args, "experiments", None):
+        args.experiments = [resolve_experiment(e, cwd, root) for e in args.experiments]
+    for name in ("cluster", "plot"):
+        value = getattr(args, name, None)
+        if value and not os.path.isabs(value):
+            setattr(args, name, os.path.relpath(os.path.join(cwd, value), root))
+    os.chdir(root)
+    return root
 
 
 def _requests(args: argparse.Namespace, ledger: Ledger, remember: bool) -> list[PlanRequest]:
@@ -190,6 +212,15 @@ def _executor(name: str, slurm: Slurm | None, max_parallel: int | None) -> Execu
     if slurm is None:
         raise EnvironmentFailure("--executor slurm: sbatch is not on PATH; nothing was submitted")
     return SlurmExecutor(slurm)
+
+
+def _check(
+    plans: list[ExperimentPlan], profile: ClusterProfile, ledger: Ledger, executor: Executor, dry_run: bool
+) -> None:
+    """Before anything is sent: would the tasks find their program, save paths, template and logs?"""
+    problems = preflight(plans, profile, ledger.root, search_path=executor.search_path(), probe_writes=not dry_run)
+    if problems:
+        raise ChecksFailed([str(p) for p in problems])
 
 
 def _lock(ledger: Ledger) -> SubmitLock:
@@ -241,6 +272,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
     # bad input (template, a path the script cannot hold) fails here, before the lock
     submitter = Submitter(ledger, profile, executor, slurm, _find_done(ledger, profile), options)
     submitter.check(plans)
+    if not args.no_check:
+        problems = preflight(
+            plans, profile, ledger.root, search_path=executor.search_path(), probe_writes=not args.dry_run
+        )
+        if problems:
+            raise ChecksFailed([str(p) for p in problems])
     # a dry run writes nothing, not even the lock
     with contextlib.nullcontext() if args.dry_run else _lock(ledger):
         try:
@@ -295,7 +332,6 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     ledger = Ledger(Path("."))
-    args.experiments = [args.experiment]
     (plan,) = _plans(_requests(args, ledger, remember=True))
     profile = ClusterProfile()
     found = last_log(plan, args.index, ledger, connect(), _find_done(ledger, profile), profile.max_attempts)
@@ -322,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
+        if handler is not cmd_completion:
+            _enter_project(args)
         return handler(args)
     except OrchestratorError as e:
         print(f"orchestrator: error: {e}", file=sys.stderr)

@@ -67,3 +67,15 @@ class SubmitLimitReached(SlurmRejected):
     def __init__(self, message: str, *, command: str | None = None, stderr: str = "", limit: str = "") -> None:
         self.limit = limit
         super().__init__(message, command=command, stderr=stderr)
+
+
+class ChecksFailed(UserError):
+    """Preflight found reasons the tasks would fail: each is one line; nothing was submitted (exit 2)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(
+            f"{len(problems)} problem(s) found before submitting; nothing was submitted"
+            f" (--no-check skips these checks):\n{lines}"
+        )

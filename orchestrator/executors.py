@@ -69,6 +69,10 @@ class Executor(Protocol):
 
     def partition_limits(self, partition: str | None) -> PartitionLimits | None: ...
 
+    def search_path(self) -> str:
+        """The PATH a task starts with (what preflight resolves the command's program on)."""
+        ...
+
     def execute(self, job: Job, started: Callable[[], None]) -> Outcome:
         """Run or submit `job`; call `started()` first if it runs while we wait."""
         ...
@@ -92,6 +96,9 @@ class SlurmExecutor:
 
     def partition_limits(self, partition: str | None) -> PartitionLimits | None:
         return self.slurm.partition_limits(partition)
+
+    def search_path(self) -> str:
+        return os.environ.get("PATH", os.defpath)  # sbatch exports the submitting environment
 
     def execute(self, job: Job, started: Callable[[], None]) -> Outcome:
         """sbatch, with every failure turned into what to record: a blind retry could duplicate."""
@@ -167,6 +174,9 @@ class LocalExecutor:
 
     def partition_limits(self, partition: str | None) -> PartitionLimits | None:
         return None
+
+    def search_path(self) -> str:
+        return _interpreter_first(os.environ.get("PATH", os.defpath))
 
     def execute(self, job: Job, started: Callable[[], None]) -> Outcome:
         started()
