@@ -101,6 +101,26 @@ def _command(
     return parser
 
 
+def _add_submit_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--executor", choices=("auto", "slurm", "local"), default="auto", help="auto: Slurm where sbatch exists"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="show the scripts and plan; submit and record nothing")
+    parser.add_argument(
+        "--escalate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="more time after TIMEOUT, more memory after OUT_OF_MEMORY (default: the profile's 'escalate')",
+    )
+    parser.add_argument("--retry-given-up", action="store_true", help="also resubmit indices past max_attempts")
+    parser.add_argument("--max-parallel", type=_positive_int, help="local executor: tasks at once (default: cores)")
+    parser.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip the checks before submitting (the command's program, save paths, template, log directory)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="orchestrator", description="Plan, submit and track parameter sweeps on Slurm.")
     from orchestrator import __version__
@@ -115,23 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.set_defaults(handler=cmd_plan)
 
     submit = _command(commands, "submit", "submit the missing and failed indices as job arrays", cmd_submit)
-    submit.add_argument(
-        "--executor", choices=("auto", "slurm", "local"), default="auto", help="auto: Slurm where sbatch exists"
-    )
-    submit.add_argument("--dry-run", action="store_true", help="show the scripts and plan; submit and record nothing")
-    submit.add_argument(
-        "--escalate",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="more time after TIMEOUT, more memory after OUT_OF_MEMORY (default: the profile's 'escalate')",
-    )
-    submit.add_argument("--retry-given-up", action="store_true", help="also resubmit indices past max_attempts")
-    submit.add_argument("--max-parallel", type=_positive_int, help="local executor: tasks at once (default: cores)")
-    submit.add_argument(
-        "--no-check",
-        action="store_true",
-        help="skip the checks before submitting (the command's program, save paths, template, log directory)",
-    )
+    _add_submit_options(submit)
     _command(
         commands,
         "status",

@@ -228,48 +228,46 @@ class ClusterProfile:
         """`time` as sbatch reads it (a bare number is minutes), or `hours(n)` for `hours: n`."""
         if hours is not None:
             return slurm_formats.hours(self._design_value(hours, "hours", "time"))
-        value = self.time
-        if value is None:
-            return DEFAULT_TIME
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise self._error(
-                f"must be a Slurm time ('2:59:59', '1-00:00:00', or minutes: 90), not {_type_name(value)} "
-                f"({value!r}); for whole hours write 'hours: N'",
-                "time",
-            )
-        text = str(value).strip()
-        try:
-            parse_time(text)
-        except UserError as e:
-            raise self._error(f"{e} (a bare number is minutes, as in Slurm; or write 'hours: N')", "time") from None
-        return text
+        return self._slurm_text(
+            "time",
+            DEFAULT_TIME,
+            "a Slurm time ('2:59:59', '1-00:00:00', or minutes: 90)",
+            "a bare number is minutes, as in Slurm; or write 'hours: N'",
+        )
 
     def _memory(self, gigs: int | None) -> str:
         """`mem_per_cpu` as sbatch reads it (a bare number is megabytes), or `gigs(n)` for `gigs: n`."""
         if gigs is not None:
             return slurm_formats.gigs(self._design_value(gigs, "gigs", "mem_per_cpu"))
-        value = self.mem_per_cpu
-        if value is None:
-            return DEFAULT_MEMORY
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise self._error(
-                f"must be a Slurm memory size ('4G', '512M', or megabytes: 4096), not {_type_name(value)} "
-                f"({value!r}); for whole gigabytes write 'gigs: N'",
-                "mem_per_cpu",
-            )
-        text = str(value).strip()
-        try:
-            megabytes = parse_memory(text, "memory per CPU")
-        except UserError as e:
-            raise self._error(
-                f"{e} (a bare number is megabytes, as in Slurm; or write 'gigs: N')", "mem_per_cpu"
-            ) from None
-        if text.isdigit() and megabytes < _SMALLEST_BARE_MEGABYTES:
+        text = self._slurm_text(
+            "mem_per_cpu",
+            DEFAULT_MEMORY,
+            "a Slurm memory size ('4G', '512M', or megabytes: 4096)",
+            "a bare number is megabytes, as in Slurm; or write 'gigs: N'",
+        )
+        if text.isdigit() and int(text) < _SMALLEST_BARE_MEGABYTES:
             raise self._error(
                 f"{text} without a unit is {text} megabytes, as in Slurm; write 'gigs: {text}' for {text}G, "
                 f"or '{text}M' if you mean megabytes",
                 "mem_per_cpu",
             )
+        return text
+
+    def _slurm_text(self, key: str, default: str, expected: str, hint: str) -> str:
+        """The key's value as Slurm spells it, checked by the matching parser (time or memory)."""
+        value = getattr(self, key)
+        if value is None:
+            return default
+        unit, design = ("hours", "hours") if key == "time" else ("gigabytes", "gigs")
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise self._error(
+                f"must be {expected}, not {_type_name(value)} ({value!r}); for whole {unit} write '{design}: N'", key
+            )
+        text = str(value).strip()
+        try:
+            parse_time(text) if key == "time" else parse_memory(text, "memory per CPU")
+        except UserError as e:
+            raise self._error(f"{e} ({hint})", key) from None
         return text
 
     def _gpus(self) -> int | str | None:

@@ -306,6 +306,13 @@ class SlurmCommands:
         Pass array job ids (`123`): sacct does not find a task by its own id (`123_4`) while the
         task is still pending inside its array.
         """
+        texts = self._sacct_texts(job_ids, ["-X"], SACCT_FIELDS, chunk_size)
+        return None if texts is None else list(dict.fromkeys(r for text in texts for r in parse_sacct(text)))
+
+    def _sacct_texts(
+        self, job_ids: Sequence[str], options: list[str], fields: str, chunk_size: int
+    ) -> list[str] | None:
+        """sacct's output for these jobs, one call per chunk of ids; None when there is no accounting."""
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
         ids = _check_job_ids(job_ids)
@@ -315,9 +322,9 @@ class SlurmCommands:
         if shutil.which("sacct", path=self._environment().get("PATH")) is None:
             self.accounting_problem = "sacct not found on PATH"
             return None
-        records: list[AccountingRecord] = []
+        texts = []
         for start in range(0, len(ids), chunk_size):
-            argv = ["sacct", "-X", "-P", "-n", "-o", SACCT_FIELDS, "-j", ",".join(ids[start : start + chunk_size])]
+            argv = ["sacct", *options, "-P", "-n", "-o", fields, "-j", ",".join(ids[start : start + chunk_size])]
             try:
                 result = self._run(argv, retry=True)
             except SlurmUnavailable as exc:
@@ -332,8 +339,8 @@ class SlurmCommands:
                     command=shlex.join(argv),
                     stderr=result.stderr,
                 )
-            records.extend(parse_sacct(result.stdout))
-        return list(dict.fromkeys(records))
+            texts.append(result.stdout)
+        return texts
 
     def config(self) -> dict[str, str]:
         """`scontrol show config` as a dict, read once per instance."""
@@ -410,31 +417,5 @@ class SlurmCommands:
 
         No -X: MaxRSS is only on the steps. One call per chunk of ids, like `sacct`.
         """
-        if chunk_size < 1:
-            raise ValueError("chunk_size must be at least 1")
-        ids = _check_job_ids(job_ids)
-        self.accounting_problem = None
-        if not ids:
-            return []
-        if shutil.which("sacct", path=self._environment().get("PATH")) is None:
-            self.accounting_problem = "sacct not found on PATH"
-            return None
-        records: list[UsageRecord] = []
-        for start in range(0, len(ids), chunk_size):
-            argv = ["sacct", "-P", "-n", "-o", USAGE_FIELDS, "-j", ",".join(ids[start : start + chunk_size])]
-            try:
-                result = self._run(argv, retry=True)
-            except SlurmUnavailable as exc:
-                self.accounting_problem = str(exc)
-                return None
-            if _NO_ACCOUNTING.search(result.stderr) and (result.returncode != 0 or not result.stdout.strip()):
-                self.accounting_problem = f"sacct: {_summary(result.stderr)}"
-                return None
-            if result.returncode != 0:
-                raise SlurmError(
-                    f"sacct failed (exit {result.returncode}): {_summary(result.stderr)}",
-                    command=shlex.join(argv),
-                    stderr=result.stderr,
-                )
-            records.extend(parse_sacct_usage(result.stdout))
-        return list(dict.fromkeys(records))
+        texts = self._sacct_texts(job_ids, [], USAGE_FIELDS, chunk_size)
+        return None if texts is None else list(dict.fromkeys(r for text in texts for r in parse_sacct_usage(text)))
