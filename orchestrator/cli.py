@@ -21,6 +21,8 @@ from orchestrator.executors import LocalExecutor, SlurmExecutor
 from orchestrator.ledger import Ledger, submission_lock
 from orchestrator.planner import ExperimentPlan, plan_experiment
 from orchestrator.profile import ClusterProfile, load_profile
+from orchestrator.result_store import check_results, plan_warnings
+from orchestrator.settings import RESULT_CHOICES, ProjectSettings, load_settings
 from orchestrator.slurm_commands import SlurmCommands
 from orchestrator.slurm_formats import format_ranges
 from orchestrator.state import gather
@@ -63,12 +65,19 @@ def _keys(text: str) -> tuple[str, ...]:
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("experiments", nargs="+", metavar="EXPERIMENT", help="experiment files (JSON or YAML)")
-    parser.add_argument("--runs", type=_positive_int, default=1, help="runs per permutation (default 1)")
+    parser.add_argument("--runs", type=_positive_int, default=None, help="runs per permutation (default 1)")
     parser.add_argument(
         "--keys",
         type=_keys,
-        default=DEFAULT_SWEEP_KEYS,
+        default=None,
         help="comma-separated top-level keys to sweep (default metaParameters)",
+    )
+    _add_results(parser)
+
+
+def _add_results(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--results", choices=RESULT_CHOICES, default=None, help="how finished results are recognised (default auto)"
     )
 
 
@@ -88,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(submit)
     _add_cluster(submit)
     submit.add_argument(
-        "--executor", choices=("auto", "slurm", "local"), default="auto", help="auto: Slurm where sbatch exists"
+        "--executor", choices=("auto", "slurm", "local"), default=None, help="auto: Slurm where sbatch exists"
     )
     submit.add_argument("--dry-run", action="store_true", help="show the scripts and plan; submit and record nothing")
     submit.add_argument("--json", action="store_true", help="print one JSON object")
@@ -118,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("experiment", metavar="EXPERIMENT")
     logs.add_argument("index", type=_non_negative_int, metavar="INDEX")
     logs.add_argument("--runs", type=_positive_int, default=None, help=argparse.SUPPRESS)
-    logs.add_argument("--keys", type=_keys, default=DEFAULT_SWEEP_KEYS, help="swept keys (default metaParameters)")
+    logs.add_argument("--keys", type=_keys, default=None, help="swept keys (default metaParameters)")
+    _add_results(logs)
     logs.add_argument("--slurm-output", action="store_true", help="also print Slurm's own output for the task")
     logs.set_defaults(handler=cmd_logs)
     return parser
@@ -131,9 +141,31 @@ def _add_cluster(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _plans(args: argparse.Namespace) -> list[ExperimentPlan]:
-    config = load_config(".")
-    return [plan_experiment(path, config, args.runs, args.keys) for path in args.experiments]
+def _plans(args: argparse.Namespace, experiments: Sequence[str] | None = None) -> list[ExperimentPlan]:
+    """The plans, with --runs, --keys and --results as given, else as pyproject.toml's [tool.orchestrator] says."""
+    config, settings = load_config("."), _settings(args)
+    runs = settings.choose("runs", args.runs, default=1)
+    keys = settings.choose("keys", args.keys, default=DEFAULT_SWEEP_KEYS)
+    results = settings.choose("results", args.results, default="auto")
+    return [plan_experiment(path, config, runs, keys, results) for path in experiments or args.experiments]
+
+
+def _settings(args: argparse.Namespace) -> ProjectSettings:
+    if not hasattr(args, "settings"):
+        args.settings = load_settings(".")
+    return args.settings
+
+
+def _warn(plans: Sequence[ExperimentPlan], refusals: bool) -> None:
+    """plan and submit: a {name} that differs from PyExpUtils', and (plan) what submit would refuse."""
+    for plan in plans:
+        for warning in plan_warnings(plan, plan.results):
+            print(f"orchestrator: warning: {warning}", file=sys.stderr)
+        if refusals:
+            try:
+                check_results(plan, plan.results)
+            except OrchestratorError as e:
+                print(f"orchestrator: warning: {e}", file=sys.stderr)
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -141,6 +173,7 @@ def _plans(args: argparse.Namespace) -> list[ExperimentPlan]:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     plans = _plans(args)
+    _warn(plans, refusals=True)
     out = sys.stdout
     if args.jsonl:
         for plan in plans:
@@ -175,9 +208,12 @@ def _write_in_chunks(out: TextIO, lines: Iterator[str], chunk: int = 4096) -> No
 
 
 def _profile(args: argparse.Namespace) -> ClusterProfile:
-    profile = load_profile(args.cluster) if args.cluster else ClusterProfile()
-    if args.marker:
-        profile = dataclasses.replace(profile, completion_marker=args.marker)
+    settings = _settings(args)
+    cluster = settings.choose("cluster", args.cluster)
+    profile = load_profile(cluster) if cluster else ClusterProfile()
+    marker = settings.choose("marker", args.marker, profile.completion_marker)
+    if marker != profile.completion_marker:
+        profile = dataclasses.replace(profile, completion_marker=marker)
     return profile
 
 
@@ -188,9 +224,12 @@ def _slurm_if_available() -> SlurmCommands | None:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     plans = _plans(args)
+    _warn(plans, refusals=False)
+    for plan in plans:
+        check_results(plan, plan.results)  # a shared save path without a database: refused before anything
     profile = _profile(args)
     ledger = Ledger(Path("."))
-    executor_name = args.executor
+    executor_name = _settings(args).choose("executor", args.executor, default="auto")
     if executor_name == "auto":
         executor_name = "slurm" if shutil.which("sbatch") else "local"
     if executor_name == "slurm":
@@ -269,7 +308,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         out.write(
             f"{status.plan.path}  [{'#' * filled}{'.' * (width - filled)}] {counts['done']}/{total} done"
             f"  running {counts['running']}  pending {counts['pending']}"
-            f"  failed {counts['failed']}  missing {counts['missing']}\n"
+            f"  failed {counts['failed']}  missing {counts['missing']}"
+            + (f"  unknown {counts['unknown']}" if counts["unknown"] else "")
+            + "\n"
         )
         for reason, indices in sorted(status.failed_by_reason().items()):
             out.write(f"  failed, {reason}: {format_ranges(indices)}\n")
@@ -304,8 +345,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    config = load_config(".")
-    plan = plan_experiment(args.experiment, config, args.runs or 1, args.keys)
+    (plan,) = _plans(args, [args.experiment])
     ledger = Ledger(Path("."))
     found = last_log(plan, args.index, ledger, _slurm_if_available())
     sys.stdout.write(found.header + "\n")

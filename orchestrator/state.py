@@ -23,11 +23,13 @@ from orchestrator.completeness import ResultScanner
 from orchestrator.errors import SlurmError
 from orchestrator.ledger import Ledger, Status, SubmissionRecord, pid_alive
 from orchestrator.planner import ExperimentPlan
+from orchestrator.result_store import StoreAnswer, store_for
 from orchestrator.slurm_formats import AccountingRecord, QueuedTask, format_ranges
 from orchestrator.sweep import Sweep
 
 DONE, RUNNING, PENDING, FAILED, MISSING = "done", "running", "pending", "failed", "missing"
 STATES = (DONE, RUNNING, PENDING, FAILED, MISSING)
+UNKNOWN = "unknown"  # its results.db could not be read: neither done nor to be submitted (result_store)
 
 # squeue states that mean "will run or is running" (everything else is on its way out)
 _RUNNING_STATES = {"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SUSPENDED", "RESIZING", "SIGNALING"}
@@ -62,16 +64,17 @@ class ExperimentStatus:
     indices: list[IndexStatus]
     edited_since: list[str] = field(default_factory=list)  # tags submitted from an older version of the file
     notes: list[str] = field(default_factory=list)
+    results: StoreAnswer | None = None  # which result store answered, and from which database
 
     def by_state(self) -> dict[str, list[int]]:
-        out: dict[str, list[int]] = {s: [] for s in STATES}
+        out: dict[str, list[int]] = {s: [] for s in (*STATES, UNKNOWN)}
         for status in self.indices:
             out[status.state].append(status.index)
         return out
 
     def counts(self) -> dict[str, int]:
         counted = Counter(s.state for s in self.indices)
-        return {s: counted.get(s, 0) for s in STATES}
+        return {s: counted.get(s, 0) for s in (*STATES, UNKNOWN)}
 
     def failed_by_reason(self) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
@@ -82,14 +85,20 @@ class ExperimentStatus:
 
     def to_json(self) -> dict[str, object]:
         groups = self.by_state()
-        return {
+        shown = (*STATES, UNKNOWN) if groups[UNKNOWN] else STATES
+        out: dict[str, object] = {
             "experiment": self.plan.path,
             "total": self.plan.total,
-            **{s: len(groups[s]) for s in STATES},
-            "indices": {s: format_ranges(groups[s]) for s in STATES},
+            **{s: len(groups[s]) for s in shown},
+            "indices": {s: format_ranges(groups[s]) for s in shown},
             "failed_reasons": {reason: format_ranges(ix) for reason, ix in sorted(self.failed_by_reason().items())},
             "edited_since_submission": self.edited_since,
         }
+        if self.results is not None:
+            out["results"], out["database"] = self.results.kind, self.results.database
+            if len(self.results.databases) > 1:
+                out["databases"] = list(self.results.databases)
+        return out
 
 
 # -- mapping recorded indices to the current plan ---------------------------------------------
@@ -162,6 +171,7 @@ class Observations:
     accounting_problem: str | None
     exit_codes: Mapping[tuple[str, int], int]  # (tag, index) -> exit code from the status file
     local_alive: set[str]  # tags of local runs whose process is still alive
+    unknown: set[int] = field(default_factory=set)  # the result store cannot tell (e.g. a locked results.db)
 
 
 def classify(
@@ -180,6 +190,8 @@ def classify(
             out.append(IndexStatus(index, MISSING, count))
         else:
             out.append(_classify_attempt(index, count, attempt, seen))
+        if index in seen.unknown and out[-1].state in (MISSING, FAILED):
+            out[-1].state, out[-1].reason = UNKNOWN, "its results.db cannot be read now"
     return out
 
 
@@ -312,8 +324,9 @@ def gather(
             # a record salvaged from a damaged one is confirmed (or not) only by Slurm's queue
             records = [r for r in records if r.salvaged_from is None]
         latest, attempts, edited = latest_attempts(plan, records)
-        done = result_paths_present(plan, scanner, marker)
-        staged.append((plan, problems, latest, attempts, edited, done))
+        answer = store_for(plan, plan.results, marker, scanner=scanner).done(plan)
+        done = answer.done
+        staged.append((plan, problems, latest, attempts, edited, done, answer))
         unresolved.extend(a for i, a in latest.items() if i not in done)
 
     on_slurm = [a for a in unresolved if a.record.executor == "slurm" and (a.record.job_id or _open(a.record))]
@@ -339,7 +352,7 @@ def gather(
         # Results were scanned before squeue answered: an index whose task has left the queue since,
         # exiting 0, wrote its result meanwhile. Look again at just those, or it would look missing.
         rescan = ResultScanner(str(ledger.root))
-        for plan, _problems, latest, _attempts, _edited, done in staged:
+        for plan, _problems, latest, _attempts, _edited, done, _answer in staged:
             gone = [
                 i
                 for i, a in latest.items()
@@ -349,7 +362,7 @@ def gather(
                 and exit_codes.get((a.record.tag, a.recorded_index)) == 0
             ]
             if gone:
-                done |= result_paths_present(plan, rescan, marker, gone)
+                done |= store_for(plan, plan.results, marker, scanner=rescan).done(plan, gone).done
         finished = sorted({a.record.job_id for a in on_slurm if (a.record.job_id, a.task_id) not in queue})
         if finished:
             assert slurm is not None
@@ -367,7 +380,8 @@ def gather(
         local_alive=local_runs_alive({a.record.tag: a.record for a in unresolved}.values()),
     )
     out = []
-    for plan, problems, latest, attempts, edited, done in staged:
-        seen.done = done
-        out.append(ExperimentStatus(plan, classify(plan, latest, attempts, seen), edited, list(problems)))
+    for plan, problems, latest, attempts, edited, done, answer in staged:
+        seen.done, seen.unknown = done, answer.unknown - done
+        statuses = classify(plan, latest, attempts, seen)
+        out.append(ExperimentStatus(plan, statuses, edited, list(problems) + answer.notes, answer))
     return out

@@ -275,6 +275,7 @@ class Submitter:
                 self._reconcile(plans, report)
             statuses = gather(plans, self.ledger, self._slurm_for_state(), self.profile.completion_marker)
             report.notes.extend(dict.fromkeys(self.ledger.problems))
+            report.notes.extend(dict.fromkeys(n for s in statuses if s.results for n in s.results.notes))  # unknown
             # the limits (scontrol, sacctmgr, squeue for the free capacity) too: nothing has gone out yet
             planned = self._plan_arrays(statuses, report)
         except SlurmError as e:
