@@ -149,18 +149,25 @@ def store_for(
     auto: `paths` when no two planned indices share a save path; otherwise the kind of the
     results.db at the shared path, recognised by its tables. Raises `UserError` (exit 2) for a
     shared save path without a recognisable database, before anything is read or submitted.
+    (A template without `{params}` and `{run}` is read as shared even for a single index, so
+    that `--runs 1` of a one-setting sweep is answered as `--runs 2` is.)
     """
+    if choice not in ("auto", *RESULT_KINDS):
+        raise UserError(f"unknown results kind {choice!r}; choose one of auto, {', '.join(RESULT_KINDS)}")
     wait = database_timeout() if timeout is None else timeout
     if choice == PYEXPUTILS_DB:
         return PyExpUtilsStore(marker, wait)
     if choice == METADATA_DB:
         return MetadataStore(marker, wait)
     shared = sharing(plan)
-    if choice == PATHS or shared is None:
+    if choice == PATHS or (shared is None and not _shared_by_template(plan)):
         return PathStore(marker, scanner, shared)
-    if choice != "auto":
-        raise UserError(f"unknown results kind {choice!r}; choose one of auto, {', '.join(RESULT_KINDS)}")
-    return _recognise(plan, shared, marker, wait)
+    return _recognise(plan, shared, marker, scanner, wait)
+
+
+def _shared_by_template(plan: ExperimentPlan) -> bool:
+    placeholders = plan.save_path_template.placeholders
+    return "{params}" not in placeholders and "{run}" not in placeholders
 
 
 def check_results(plan: ExperimentPlan, choice: str = "auto") -> None:
@@ -181,10 +188,15 @@ def database_timeout() -> float:
     return value
 
 
-def _recognise(plan: ExperimentPlan, shared: Sharing, marker: str | None, timeout: float) -> ResultStore:
+def _recognise(
+    plan: ExperimentPlan, shared: Sharing | None, marker: str | None, scanner: ResultScanner | None, timeout: float
+) -> ResultStore:
+    """The store for the results.db at the shared path; `shared` None: a single index, paths if none."""
     database = _database_of(plan.save_path(0))
     file = _on_disk(plan, database)
     if not os.path.exists(file):
+        if shared is None:
+            return PathStore(marker, scanner)
         raise _shared_without_database(plan, shared, f"there is no {DATABASE} at {os.path.dirname(database)}")
     try:
         tables = read_database(file, _table_names, timeout)
@@ -196,6 +208,8 @@ def _recognise(plan: ExperimentPlan, shared: Sharing, marker: str | None, timeou
         return PyExpUtilsStore(marker, timeout)
     if is_metadata and not is_pyexputils:
         return MetadataStore(marker, timeout)
+    if shared is None:
+        return PathStore(marker, scanner)
     what = "both PyExpUtils' and ml-instrumentation's tables" if is_metadata else "neither layout's tables"
     raise _shared_without_database(plan, shared, f"{database} holds {what}")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import sqlite3
@@ -13,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from orchestrator.cli import main
 from orchestrator.config import ProjectConfig
 from orchestrator.experiment import ExperimentFile
 from orchestrator.planner import ExperimentPlan
@@ -30,10 +33,15 @@ def make_project(root: Path, data: dict[str, Any], save_path: str, experiment: s
 
 
 def plan_of(
-    root: Path, data: dict[str, Any], runs: int = 1, save_path: str = "results/shared", results: str = "auto"
+    root: Path,
+    data: dict[str, Any],
+    runs: int = 1,
+    save_path: str = "results/shared",
+    results: str = "auto",
+    experiment: str = EXPERIMENT,
 ) -> ExperimentPlan:
     """A plan over `data` in project `root` (no file needed: the store reads only the database)."""
-    file = ExperimentFile(path=EXPERIMENT, data=data, content_hash="test")
+    file = ExperimentFile(path=experiment, data=data, content_hash="test")
     return ExperimentPlan(file, ProjectConfig(root=root, save_path=save_path), runs, results=results)
 
 
@@ -162,3 +170,16 @@ def orchestrator_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
+
+
+def run_cli(project: Path, *args: str) -> tuple[int, str, str]:
+    """`orchestrator ARGS` in-process, from the project root: (exit code, stdout, stderr)."""
+    old = os.getcwd()
+    out, err = io.StringIO(), io.StringIO()
+    os.chdir(project)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        os.chdir(old)
+    return code, out.getvalue(), err.getvalue()

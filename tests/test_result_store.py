@@ -9,10 +9,7 @@ that package is not installable here.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -27,12 +24,12 @@ from result_store_support import (
     make_project,
     orchestrator_env,
     plan_of,
+    run_cli,
     tree,
     write_pyexputils,
     writer_holding,
 )
 
-from orchestrator.cli import main
 from orchestrator.errors import UserError
 from orchestrator.result_store import (
     MetadataStore,
@@ -48,19 +45,6 @@ from orchestrator.slurm_formats import parse_ranges
 
 SWEEP = {"agent": "DQN", "metaParameters": {"alpha": [0.1, 0.2, 0.3], "gamma": 0.99}}
 DB = "results/shared/results.db"
-
-
-def run_cli(project: Path, *args: str) -> tuple[int, str, str]:
-    """`orchestrator ARGS` in-process, from the project root: (exit code, stdout, stderr)."""
-    old = os.getcwd()
-    out, err = io.StringIO(), io.StringIO()
-    os.chdir(project)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(list(args))
-    finally:
-        os.chdir(old)
-    return code, out.getvalue(), err.getvalue()
 
 
 # -- shared save paths -------------------------------------------------------------------------
