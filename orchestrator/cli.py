@@ -66,16 +66,16 @@ def _keys(text: str) -> tuple[str, ...]:
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("experiments", nargs="+", metavar="EXPERIMENT", help="experiment files (JSON or YAML)")
     parser.add_argument("--runs", type=_positive_int, default=None, help="runs per permutation (default 1)")
+    _add_keys_and_results(parser)
+
+
+def _add_keys_and_results(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keys",
         type=_keys,
         default=None,
         help="comma-separated top-level keys to sweep (default metaParameters)",
     )
-    _add_results(parser)
-
-
-def _add_results(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--results", choices=RESULT_CHOICES, default=None, help="how finished results are recognised (default auto)"
     )
@@ -127,8 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("experiment", metavar="EXPERIMENT")
     logs.add_argument("index", type=_non_negative_int, metavar="INDEX")
     logs.add_argument("--runs", type=_positive_int, default=None, help=argparse.SUPPRESS)
-    logs.add_argument("--keys", type=_keys, default=None, help="swept keys (default metaParameters)")
-    _add_results(logs)
+    _add_keys_and_results(logs)
     logs.add_argument("--slurm-output", action="store_true", help="also print Slurm's own output for the task")
     logs.set_defaults(handler=cmd_logs)
     return parser
