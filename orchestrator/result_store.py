@@ -83,11 +83,28 @@ class ResultStore:
         raise NotImplementedError
 
 
-def _asked(plan: ExperimentPlan, indices: Iterable[int] | None) -> list[int]:
-    return list(range(plan.total)) if indices is None else sorted(set(indices))
+def _asked(plan: ExperimentPlan, indices: Iterable[int] | None) -> Sequence[int]:
+    return range(plan.total) if indices is None else sorted(set(indices))
 
 
-def _unknown_note(database: str, problem: str, unknown: Sequence[int]) -> str:
+def _perms_of(plan: ExperimentPlan, asked: Sequence[int]) -> Sequence[int]:
+    """The permutations of `asked`, ascending (all of them, without a pass, when every index is asked)."""
+    if isinstance(asked, range) and asked.step == 1 and len(asked) >= plan.num_permutations:
+        return range(plan.num_permutations)
+    return sorted({i % plan.num_permutations for i in asked})
+
+
+def _indices_done(
+    plan: ExperimentPlan, key_of: dict[int, Any], pairs: set[tuple[Any, Any]], asked: Sequence[int]
+) -> set[int]:
+    """Indices of `asked` whose (permutation's key, run) is in `pairs` (Python's `==`: 1.0 is run 1)."""
+    perms, runs = plan.num_permutations, plan.runs
+    found = [perm + run * perms for perm, key in key_of.items() for run in range(runs) if (key, run) in pairs]
+    everything = isinstance(asked, range) and len(asked) == plan.total
+    return set(found) if everything else set(asked).intersection(found)
+
+
+def _unknown_note(database: str, problem: str, unknown: Iterable[int]) -> str:
     return (
         f"{database}: {problem}; {len(unknown)} index(es) unknown, neither done nor submitted: "
         f"{format_ranges(sorted(unknown))}"
@@ -550,7 +567,7 @@ class _DatabaseStore(ResultStore):
             return []
         return [f"the marker '{self.marker}' is not used with {self.kind}: a row in {DATABASE} marks an index done"]
 
-    def _answer_one(self, plan: ExperimentPlan, database: str, asked: list[int]) -> StoreAnswer:
+    def _answer_one(self, plan: ExperimentPlan, database: str, asked: Sequence[int]) -> StoreAnswer:
         """Read one database for `asked`; a problem leaves them all unknown."""
         file = _on_disk(plan, database)
         if not os.path.lexists(file):
@@ -563,7 +580,7 @@ class _DatabaseStore(ResultStore):
             notes = [f"{database}: {n}" for n in notes]
         return StoreAnswer(self.kind, done, unknown, notes, database, (database,))
 
-    def _match(self, plan: ExperimentPlan, file: str, asked: list[int]) -> tuple[set[int], set[int], list[str]]:
+    def _match(self, plan: ExperimentPlan, file: str, asked: Sequence[int]) -> tuple[set[int], set[int], list[str]]:
         raise NotImplementedError
 
 
@@ -578,7 +595,7 @@ class PyExpUtilsStore(_DatabaseStore):
         answer.notes[:0] = self._marker_note()
         return answer
 
-    def _match(self, plan: ExperimentPlan, file: str, asked: list[int]) -> tuple[set[int], set[int], list[str]]:
+    def _match(self, plan: ExperimentPlan, file: str, asked: Sequence[int]) -> tuple[set[int], set[int], list[str]]:
         header = pyexputils_header(plan)
         snapshot = read_database(file, _read_pyexputils, self.timeout)
         return match_pyexputils(plan, header, snapshot, asked)
@@ -603,7 +620,7 @@ class MetadataStore(_DatabaseStore):
         answer.database = self.database = answer.databases[0] if len(by_database) == 1 else None
         return answer
 
-    def _match(self, plan: ExperimentPlan, file: str, asked: list[int]) -> tuple[set[int], set[int], list[str]]:
+    def _match(self, plan: ExperimentPlan, file: str, asked: Sequence[int]) -> tuple[set[int], set[int], list[str]]:
         table = read_database(file, _read_metadata, self.timeout)
         return match_metadata(plan, table, asked)
 
@@ -808,7 +825,7 @@ def _read_pyexputils(con: sqlite3.Connection) -> PyExpUtilsSnapshot:
     results = None
     if "results" in tables:
         results = _table(con, "results", limit=" LIMIT 0")
-        pairs = set(con.execute("SELECT DISTINCT config_id, seed FROM results"))
+        pairs = set(con.execute("SELECT config_id, seed FROM results"))  # faster than SQLite's DISTINCT
     return PyExpUtilsSnapshot(tables, versions, hyper, rowid, pairs, results)
 
 
@@ -840,10 +857,9 @@ def match_pyexputils(
     if "results" not in snapshot.tables:
         return set(), set(), []
     assert snapshot.hyperparameters is not None and snapshot.results is not None
-    perms = sorted({i % plan.num_permutations for i in asked})
     literals = _Literals()
     try:
-        config_ids = _config_ids(plan, header, snapshot, perms, literals)
+        config_ids = _config_ids(plan, header, snapshot, _perms_of(plan, asked), literals)
     finally:
         literals.close()
     return _done_by_seed(plan, config_ids, snapshot.pairs, asked)
@@ -918,21 +934,19 @@ def _config_literal(config_id: Any, literals: _Literals, declared: str) -> Any:
 def _done_by_seed(
     plan: ExperimentPlan, config_ids: dict[int, Any], pairs: set[tuple[Any, Any]], asked: Sequence[int]
 ) -> tuple[set[int], set[int], list[str]]:
-    seeds: dict[Any, set[Any]] = {}
-    for config_id, seed in pairs:
-        if config_id is not None:
-            seeds.setdefault(config_id, set()).add(seed)
-    done, unknown, reasons = set(), set(), {}
-    perms = plan.num_permutations
-    for index in asked:
-        config_id = config_ids[index % perms]
-        if isinstance(config_id, _Unwritable):
-            unknown.add(index)
-            reasons.setdefault(config_id.why, []).append(index)
-        elif config_id is not None and index // perms in seeds.get(config_id, ()):
-            done.add(index)
+    """Done: `results` has a row with the permutation's config_id and the run as seed (the seeds compared
+    as PyExpUtils compares the seeds it fetched, in Python); unknown: a config_id that cannot be told."""
+    unwritable = {p: c for p, c in config_ids.items() if isinstance(c, _Unwritable)}
+    key_of = {p: c for p, c in config_ids.items() if c is not None and p not in unwritable}
+    done = _indices_done(plan, key_of, pairs, asked)
+    reasons: dict[str, list[int]] = {}
+    if unwritable:
+        for index in asked:
+            bad = unwritable.get(index % plan.num_permutations)
+            if bad is not None:
+                reasons.setdefault(bad.why, []).append(index)
     notes = [f"{why}; index(es) {format_ranges(ix)} unknown, neither done nor submitted" for why, ix in reasons.items()]
-    return done, unknown, notes
+    return done, {i for ix in reasons.values() for i in ix}, notes
 
 
 # -- ml-instrumentation's layout ---------------------------------------------------------------
@@ -971,13 +985,12 @@ def match_metadata(plan: ExperimentPlan, table: Table, asked: Sequence[int]) -> 
         raise DatabaseProblem("_metadata_ has no seed column")
     names, per_axis = metadata_values(plan)
     positions = [table.position(name) for name in names]
-    rows = {tuple(None if p is None else row[p] for p in positions) + (row[seed],) for row in table.rows}
-    perms = sorted({i % plan.num_permutations for i in asked})
-    keys: dict[int, tuple[Any, ...]] = {}
+    pairs = {(tuple(None if p is None else row[p] for p in positions), row[seed]) for row in table.rows}
+    perms = _perms_of(plan, asked)
+    key_of: dict[int, Any] = {}
     for perm, chosen in zip(perms, permutation_choices(plan, perms)):
         flat: dict[str, Any] = {}
         for axis, values in per_axis:
             flat.update(values[chosen[axis]] if axis is not None else values[0])
-        keys[perm] = tuple(_stored(flat.get(name)) for name in names)
-    done = {i for i in asked if keys[i % plan.num_permutations] + (i // plan.num_permutations,) in rows}
-    return done, set(), []
+        key_of[perm] = tuple(_stored(flat.get(name)) for name in names)
+    return _indices_done(plan, key_of, pairs, asked), set(), []
