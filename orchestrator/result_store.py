@@ -27,6 +27,7 @@ indices `unknown`, neither done nor to be submitted, with a one-line note; never
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import re
@@ -104,7 +105,7 @@ def _indices_done(
     return set(found) if everything else set(asked).intersection(found)
 
 
-def _unknown_note(database: str, problem: str, unknown: Iterable[int]) -> str:
+def _unknown_note(database: str, problem: str, unknown: Sequence[int]) -> str:
     return (
         f"{database}: {problem}; {len(unknown)} index(es) unknown, neither done nor submitted: "
         f"{format_ranges(sorted(unknown))}"
@@ -597,7 +598,7 @@ class PyExpUtilsStore(_DatabaseStore):
 
     def _match(self, plan: ExperimentPlan, file: str, asked: Sequence[int]) -> tuple[set[int], set[int], list[str]]:
         header = pyexputils_header(plan)
-        snapshot = read_database(file, _read_pyexputils, self.timeout)
+        snapshot = read_database(file, functools.partial(_read_pyexputils, planned=plan.total), self.timeout)
         return match_pyexputils(plan, header, snapshot, asked)
 
 
@@ -607,9 +608,12 @@ class MetadataStore(_DatabaseStore):
     kind = METADATA_DB
 
     def done(self, plan: ExperimentPlan, indices: Iterable[int] | None = None) -> StoreAnswer:
-        by_database: dict[str, list[int]] = {}
-        for index, path in plan.save_paths(None if indices is None else sorted(set(indices))):
-            by_database.setdefault(_database_of(os.path.normpath(path)), []).append(index)
+        by_database: dict[str, Sequence[int]] = {}
+        if _shared_by_template(plan):  # one save path for all: no need to render each
+            by_database[_database_of(os.path.normpath(plan.save_path(0)))] = _asked(plan, indices)
+        else:
+            for index, path in plan.save_paths(None if indices is None else sorted(set(indices))):
+                by_database.setdefault(_database_of(os.path.normpath(path)), []).append(index)  # type: ignore[attr-defined]
         answer = StoreAnswer(self.kind, set(), notes=self._marker_note())
         for database, asked in by_database.items():
             part = self._answer_one(plan, database, asked)
@@ -813,7 +817,7 @@ class PyExpUtilsSnapshot:
     results: Table | None  # columns and declared types only
 
 
-def _read_pyexputils(con: sqlite3.Connection) -> PyExpUtilsSnapshot:
+def _read_pyexputils(con: sqlite3.Connection, planned: int) -> PyExpUtilsSnapshot:
     tables = _table_names(con)
     versions = [v for (v,) in con.execute("SELECT version FROM metadata")] if "metadata" in tables else []
     hyper, rowid = None, False
@@ -825,7 +829,10 @@ def _read_pyexputils(con: sqlite3.Connection) -> PyExpUtilsSnapshot:
     results = None
     if "results" in tables:
         results = _table(con, "results", limit=" LIMIT 0")
-        pairs = set(con.execute("SELECT config_id, seed FROM results"))  # faster than SQLite's DISTINCT
+        (rows,) = con.execute("SELECT count(*) FROM results").fetchone()
+        # a row per frame: with many frames per index SQLite's DISTINCT is faster, with few a plain read
+        distinct = "DISTINCT " if rows > 3 * planned else ""
+        pairs = set(con.execute(f"SELECT {distinct}config_id, seed FROM results"))
     return PyExpUtilsSnapshot(tables, versions, hyper, rowid, pairs, results)
 
 
