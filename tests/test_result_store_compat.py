@@ -33,10 +33,14 @@ PARTS = ["experiments", "old_experiments", "X", "y", ".", "..", "sub.", "a.", ""
 @settings(max_examples=400, deadline=None)
 @given(parts=st.lists(st.sampled_from(PARTS), max_size=5), leading=st.sampled_from(["", "./", "/abs/", "CWD"]))
 def test_pyexputils_name_is_what_pyexputils_computes(parts: list[str], leading: str) -> None:
-    description = pytest.importorskip(
-        "PyExpUtils.models.ExperimentDescription", reason="the reference is not installed"
-    )
-    config = pytest.importorskip("PyExpUtils.models.Config")
+    try:
+        import PyExpUtils.models.Config as config
+        import PyExpUtils.models.ExperimentDescription as description
+    except ImportError as e:
+        message = f"needs the reference (pip install --no-deps pyexputils-andnp==8.1.2 numpy): {e}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
     cwd = "/home/me/proj"
     path = (cwd + "/" if leading == "CWD" else leading) + "/".join([*parts, "dqn.json"])
     fixed = config.Config(save_path="r", experiment_directory="experiments")
