@@ -27,6 +27,7 @@ indices `unknown`, neither done nor to be submitted, with a one-line note; never
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import os
@@ -397,7 +398,7 @@ def read_database(path: str, read: Callable[[sqlite3.Connection], T], timeout: f
     """
     wal, before = _inspect_file(path)
     if before.st_size == 0:
-        with _closing(sqlite3.connect(":memory:")) as empty:
+        with contextlib.closing(sqlite3.connect(":memory:")) as empty:
             return read(empty)  # an empty file is an empty database: no tables
     deadline = time.monotonic() + timeout
     guard = os.open(path, os.O_RDONLY)  # closed only after SQLite's own handle: POSIX locks are per process
@@ -468,7 +469,7 @@ def _read_once(path: str, wal: bool, read: Callable[[sqlite3.Connection], T], ti
     # mode=ro never creates a journal; immutable (WAL only, checked unused above) skips the -shm
     uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro" + ("&immutable=1" if wal else "")
     try:
-        with _closing(sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)) as con:
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)) as con:
             con.execute("BEGIN")
             try:
                 return read(con)
@@ -487,17 +488,6 @@ def _sqlite_problem(error: sqlite3.Error, timeout: float) -> str:
     if "not a database" in text or "malformed" in text:
         return f"is damaged ({text})"
     return f"cannot be read ({text})"
-
-
-class _closing:
-    def __init__(self, con: sqlite3.Connection) -> None:
-        self.con = con
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self.con
-
-    def __exit__(self, *exc: object) -> None:
-        self.con.close()
 
 
 def _exists(path: str) -> bool:
