@@ -24,7 +24,8 @@ from orchestrator.preflight import preflight
 from orchestrator.profile import ClusterProfile, load_profile
 from orchestrator.project import find_project_root, resolve_experiment
 from orchestrator.remembered import PlanRequest, planned_as, submitted_experiments
-from orchestrator.result_store import FindDone, paths_store
+from orchestrator.result_store import FindDone, check_results, finder, plan_warnings
+from orchestrator.settings import RESULT_CHOICES, ProjectSettings, load_settings
 from orchestrator.slurm import Slurm, connect
 from orchestrator.slurm_formats import format_ranges
 from orchestrator.state import gather
@@ -79,6 +80,9 @@ def _add_plan_options(parser: argparse.ArgumentParser, remembered: bool) -> None
         + ("as last submitted, else " if remembered else "")
         + "metaParameters)",
     )
+    parser.add_argument(
+        "--results", choices=RESULT_CHOICES, default=None, help="how finished results are recognised (default auto)"
+    )
 
 
 def _command(
@@ -103,7 +107,7 @@ def _command(
 
 def _add_submit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--executor", choices=("auto", "slurm", "local"), default="auto", help="auto: Slurm where sbatch exists"
+        "--executor", choices=("auto", "slurm", "local"), default=None, help="auto: Slurm where sbatch exists"
     )
     parser.add_argument("--dry-run", action="store_true", help="show the scripts and plan; submit and record nothing")
     parser.add_argument(
@@ -179,37 +183,63 @@ def _enter_project(args: argparse.Namespace) -> Path:
 
 
 def _requests(args: argparse.Namespace, ledger: Ledger, remember: bool) -> list[PlanRequest]:
-    """How to plan each experiment named: as given, else (`remember`) as last submitted; said on stderr."""
+    """How to plan each experiment named: as given (or as the project's settings fix it), else
+    (`remember`) as last submitted, else the defaults; what was remembered is said on stderr."""
+    settings = _settings(args)
+    runs, keys = settings.choose("runs", args.runs), settings.choose("keys", args.keys)
     requests = []
     for experiment in args.experiments:
         if remember:
-            request = planned_as(ledger, experiment, args.runs, args.keys)
+            request = planned_as(ledger, experiment, runs, keys)
         else:
-            request = PlanRequest(experiment, args.runs or 1, args.keys or DEFAULT_SWEEP_KEYS)
+            request = PlanRequest(experiment, runs or 1, tuple(keys or DEFAULT_SWEEP_KEYS))
         if request.note():
             print(f"orchestrator: {request.note()}", file=sys.stderr)
         requests.append(request)
     return requests
 
 
-def _plans(requests: Iterable[PlanRequest]) -> list[ExperimentPlan]:
+def _settings(args: argparse.Namespace) -> ProjectSettings:
+    """pyproject.toml's [tool.orchestrator] at the project root, read once per command."""
+    if not hasattr(args, "settings"):
+        args.settings = load_settings(".")
+    return args.settings
+
+
+def _plans(requests: Iterable[PlanRequest], args: argparse.Namespace) -> list[ExperimentPlan]:
     config = load_config(".")
-    return [plan_experiment(r.experiment, config, r.runs, r.keys) for r in requests]
+    results = _settings(args).choose("results", args.results, default="auto")
+    return [plan_experiment(r.experiment, config, r.runs, r.keys, results) for r in requests]
+
+
+def _warn(plans: Sequence[ExperimentPlan], refusals: bool) -> None:
+    """plan and submit: a {name} that differs from PyExpUtils', and (plan) what submit would refuse."""
+    for plan in plans:
+        for warning in plan_warnings(plan, plan.results):
+            print(f"orchestrator: warning: {warning}", file=sys.stderr)
+        if refusals:
+            try:
+                check_results(plan, plan.results)
+            except OrchestratorError as e:
+                print(f"orchestrator: warning: {e}", file=sys.stderr)
 
 
 def _profile(args: argparse.Namespace) -> ClusterProfile:
-    profile = load_profile(args.cluster) if args.cluster else ClusterProfile()
-    if args.marker:
-        profile = dataclasses.replace(profile, completion_marker=args.marker)
+    settings = _settings(args)
+    cluster = settings.choose("cluster", getattr(args, "cluster", None))
+    profile = load_profile(cluster) if cluster else ClusterProfile()
+    marker = settings.choose("marker", getattr(args, "marker", None), profile.completion_marker)
+    if marker != profile.completion_marker:
+        profile = dataclasses.replace(profile, completion_marker=marker)
     return profile
 
 
 def _find_done(ledger: Ledger, profile: ClusterProfile) -> FindDone:
-    return paths_store(str(ledger.root), profile.completion_marker)
+    return finder(profile.completion_marker, str(ledger.root))
 
 
-def _executor(name: str, slurm: Slurm | None, max_parallel: int | None) -> Executor:
-    if name == "auto":
+def _executor(name: str | None, slurm: Slurm | None, max_parallel: int | None) -> Executor:
+    if name in (None, "auto"):
         name = "slurm" if slurm is not None else "local"
     if name == "local":
         return LocalExecutor(max_parallel=max_parallel)
@@ -244,7 +274,8 @@ def _print(lines: Iterable[str], out: TextIO | None = None) -> None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    plans = _plans(_requests(args, Ledger(Path(".")), remember=False))
+    plans = _plans(_requests(args, Ledger(Path(".")), remember=False), args)
+    _warn(plans, refusals=True)
     if args.jsonl:
         for plan in plans:
             _write_in_chunks(sys.stdout, plan.jsonl_lines())
@@ -268,10 +299,13 @@ def _write_in_chunks(out: TextIO, lines: Iterator[str], chunk: int = 4096) -> No
 
 def cmd_submit(args: argparse.Namespace) -> int:
     ledger = Ledger(Path("."))
-    plans = _plans(_requests(args, ledger, remember=False))
+    plans = _plans(_requests(args, ledger, remember=False), args)
+    _warn(plans, refusals=False)
+    for plan in plans:
+        check_results(plan, plan.results)  # a shared save path without a database: refused before anything
     profile = _profile(args)
     slurm = connect()
-    executor = _executor(args.executor, slurm, args.max_parallel)
+    executor = _executor(_settings(args).choose("executor", args.executor), slurm, args.max_parallel)
     options = SubmitOptions(dry_run=args.dry_run, escalate=args.escalate, retry_given_up=args.retry_given_up)
     # bad input (template, a path the script cannot hold) fails here, before the lock
     submitter = Submitter(ledger, profile, executor, slurm, _find_done(ledger, profile), options)
@@ -306,7 +340,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if not requests:
             _print(["No experiment of this project has been submitted yet (the ledger is empty)."])
             return 0
-    plans = _plans(requests)
+    plans = _plans(requests, args)
     profile = _profile(args)
     statuses = gather(plans, ledger, connect(), _find_done(ledger, profile), profile.max_attempts)
     if args.json:
@@ -319,7 +353,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     ledger = Ledger(Path("."))
-    plans = _plans(_requests(args, ledger, remember=True))
+    plans = _plans(_requests(args, ledger, remember=True), args)
     find_done = _find_done(ledger, _profile(args))
     # not the lock around it all: a local run holds it until it ends (cancel takes it for Slurm's part)
     result = cancel(plans, ledger, connect(), find_done, lock=lambda: _lock(ledger))
@@ -336,8 +370,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     ledger = Ledger(Path("."))
-    (plan,) = _plans(_requests(args, ledger, remember=True))
-    profile = ClusterProfile()
+    (plan,) = _plans(_requests(args, ledger, remember=True), args)
+    profile = _profile(args)
     found = last_log(plan, args.index, ledger, connect(), _find_done(ledger, profile), profile.max_attempts)
     sys.stdout.write(found.header + "\n")
     if found.text is not None:

@@ -56,7 +56,8 @@ def load_config(root: str | Path = ".") -> ProjectConfig:
     if unknown:
         raise UserError(
             f"unknown key(s) {', '.join(unknown)}: PyExpUtils accepts only "
-            f"{', '.join(_FIELDS)}; orchestrator settings go in a cluster profile",
+            f"{', '.join(_FIELDS)}; orchestrator's settings go in pyproject.toml under [tool.orchestrator] "
+            "or in a cluster profile",
             source=source,
         )
     for key, required in _FIELDS.items():

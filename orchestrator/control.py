@@ -14,7 +14,7 @@ from orchestrator.errors import SlurmError, UserError
 from orchestrator.index_set import IndexSet
 from orchestrator.ledger import Ledger, SubmissionRecord
 from orchestrator.planner import ExperimentPlan
-from orchestrator.result_store import DoneAnswer, FindDone
+from orchestrator.result_store import FindDone, StoreAnswer
 from orchestrator.slurm import Slurm
 from orchestrator.slurm_formats import format_ranges
 from orchestrator.state import PENDING, RUNNING, Attempt, ExperimentStatus, gather
@@ -118,8 +118,8 @@ def last_log(
 
     answer = find_done(plan, IndexSet.of([index]))
 
-    def history_of_every_index(p: ExperimentPlan, indices: IndexSet | None) -> DoneAnswer:
-        return DoneAnswer(IndexSet(), kind=answer.kind)  # a done index's last attempt is shown too
+    def history_of_every_index(p: ExperimentPlan, indices: IndexSet | None) -> StoreAnswer:
+        return StoreAnswer(answer.kind, IndexSet())  # a done index's last attempt is shown too
 
     (status,) = gather([plan], ledger, slurm, history_of_every_index, max_attempts)
     entry = status.index(index)

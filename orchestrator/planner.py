@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from orchestrator.errors import UserError
 from orchestrator.experiment import ExperimentFile, read_experiment_file
 from orchestrator.run_dir import RunDirectory
 from orchestrator.save_paths import SavePathTemplate, experiment_name, template_constants
+from orchestrator.settings import RESULT_CHOICES
 from orchestrator.sweep import DEFAULT_SWEEP_KEYS, Sweep
 
 
@@ -53,18 +55,32 @@ class ExperimentPlan:
         config: ProjectConfig,
         runs: int = 1,
         keys: Sequence[str] = DEFAULT_SWEEP_KEYS,
+        results: str = "auto",
     ) -> None:
         if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
             raise UserError(f"--runs must be a positive integer, not {runs!r}")
+        if results not in RESULT_CHOICES:
+            raise UserError(f"--results must be one of {', '.join(RESULT_CHOICES)}, not {results!r}")
         self.file = file
         self.path = file.path
         self.config = config
         self.runs = runs
+        self.results = results  # how finished results are recognised: see orchestrator.result_store
         self.sweep = Sweep(file.data, keys, source=file.path)
         self.name = experiment_name(file.path, config.experiment_directory, config.root)
-        self.save_path_template = SavePathTemplate(
-            config.save_path, template_constants(file.data, self.name), source=str(config.root / "config.json")
-        )
+
+    @cached_property
+    def save_path_template(self) -> SavePathTemplate:
+        """Compiled on first use: an entry script that only reads `params(i)` never needs it.
+
+        PyExpUtils, too, fails on a placeholder the file lacks only when a save path is asked for.
+        """
+        constants = template_constants(self.file.data, self.name)
+        return SavePathTemplate(self.config.save_path, constants, source=str(self.config.root / "config.json"))
+
+    def check_save_path(self) -> None:
+        """Raise the `UserError` of a `save_path` this experiment cannot fill (an unknown placeholder)."""
+        _ = self.save_path_template
 
     @property
     def num_permutations(self) -> int:
@@ -152,8 +168,12 @@ def plan_experiment(
     config: ProjectConfig,
     runs: int = 1,
     keys: Sequence[str] = DEFAULT_SWEEP_KEYS,
+    results: str = "auto",
 ) -> ExperimentPlan:
-    return ExperimentPlan(read_experiment_file(path), config, runs, keys)
+    """A plan for the commands: its save path template is checked now, since they all need it."""
+    plan = ExperimentPlan(read_experiment_file(path), config, runs, keys, results)
+    plan.check_save_path()
+    return plan
 
 
 def load_experiment(
@@ -163,12 +183,18 @@ def load_experiment(
 ) -> ExperimentPlan:
     """For entry scripts: the experiment at `path`, with `config.json` read from `root`.
 
+    A relative `path` is relative to `root`, the project root, like `config.json` and `{name}`
+    (the same thing when `root` is the current directory, as in a task). The save path template is
+    checked only when a save path is asked for, so `params(i)` works whatever `save_path` says.
+
     Inside a task the orchestrator submitted for this very file, the file's content as it was at
     submission is used (saved beside the job script): a task that starts after the file was edited
     runs the params its index had when it was submitted, which is what `status` attributes to it.
     """
     config = load_config(root)
-    file = submitted_version(path) or read_experiment_file(path)
+    located = path if os.path.isabs(path) or Path(root) == Path(".") else os.path.join(root, path)
+    file = submitted_version(located) or read_experiment_file(located)
+    file = ExperimentFile(path=str(path), data=file.data, content_hash=file.content_hash)
     return ExperimentPlan(file, config, 1, keys)
 
 

@@ -29,8 +29,9 @@ def find_project_root(start: Path) -> Path:
         if (directory / CONFIG_FILE).is_file():
             return directory
     raise UserError(
-        f"no {CONFIG_FILE} in {start} or any directory above it: run inside a project "
-        f"(the directory holding {CONFIG_FILE} with 'save_path', or any directory below it)"
+        f"not found in {start} or any directory above it: run inside a project "
+        f"(the directory holding {CONFIG_FILE} with 'save_path', or any directory below it)",
+        source=CONFIG_FILE,
     )
 
 

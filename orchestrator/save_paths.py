@@ -44,6 +44,25 @@ def experiment_name(
     return os.path.normpath(os.path.dirname(path)).replace(os.sep, "/")
 
 
+def pyexputils_name(path: str, experiment_directory: str, cwd: str | Path = ".") -> str | None:
+    """`{name}` as PyExpUtils 8.1.2 computes it (`getExperimentName`), or None where it crashes.
+
+    It removes the text `<cwd>/`, `<experiment_directory>/` and `./` wherever it occurs, then
+    drops the file name: `experiments/old_experiments/X/y.json` -> `old_X`,
+    `experiments/X/experiments/y.json` -> `X`. A file directly in the experiment directory makes
+    it raise IndexError (None here). Used to warn where our `{name}` differs.
+    """
+    text = str(path).replace(os.path.abspath(cwd) + "/", "").replace((experiment_directory or "") + "/", "")
+    parts = text.replace("./", "").split("/")
+    if parts[0] == "":
+        parts[0] = "/"
+    kept = [re.sub(r"/+", "/", p).strip("/") for p in parts[:-1] if p != ""]
+    if not parts[:-1]:
+        return None
+    joined = "/".join(p for p in kept if p != "")
+    return "/" + joined if parts[0] == "/" else joined
+
+
 def _is_within(path: str, directory: str) -> bool:
     try:
         return os.path.commonpath([path, directory]) == directory

@@ -14,6 +14,7 @@ ranges), not the sweep's size. Per-index detail exists only for indices with a h
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 from collections import Counter
@@ -25,7 +26,7 @@ from orchestrator.errors import SlurmError
 from orchestrator.index_set import IndexSet
 from orchestrator.ledger import Ledger, SubmissionRecord, SubmissionState
 from orchestrator.planner import ExperimentPlan
-from orchestrator.result_store import DoneAnswer, FindDone
+from orchestrator.result_store import FindDone, StoreAnswer
 from orchestrator.slurm import Slurm, jobs_by_tag
 from orchestrator.slurm_formats import AccountingRecord, QueuedTask
 from orchestrator.sweep import Sweep
@@ -98,7 +99,7 @@ class SlurmView:
 @dataclass
 class Observation:
     plan: ExperimentPlan
-    results: DoneAnswer
+    results: StoreAnswer
     history: History
     exit_codes: Mapping[tuple[str, int], int] = field(default_factory=dict)  # (tag, index) -> status file
     started: frozenset[tuple[str, int]] = frozenset()  # local (tag, index) whose log exists
@@ -269,9 +270,7 @@ def _rescan_finished(observation: Observation, find_done: FindDone) -> None:
     found = find_done(observation.plan, IndexSet.of(gone)).done
     if found:
         results = observation.results
-        observation.results = DoneAnswer(
-            results.done | found, results.unknown - found, results.notes, results.kind, results.database
-        )
+        observation.results = dataclasses.replace(results, done=results.done | found, unknown=results.unknown - found)
         for index in found:
             history.latest.pop(index, None)
 
@@ -306,7 +305,7 @@ class ExperimentStatus:
         return self.observation.history
 
     @property
-    def results(self) -> DoneAnswer:
+    def results(self) -> StoreAnswer:
         return self.observation.results
 
     @property
@@ -350,6 +349,7 @@ class ExperimentStatus:
             "edited_since_submission": self.edited_since,
             "results": self.results.kind,
             "database": self.results.database,
+            **({"databases": list(self.results.databases)} if len(self.results.databases) > 1 else {}),
         }
 
 

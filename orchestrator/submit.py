@@ -290,6 +290,7 @@ class Submitter:
                 self._reconcile(plans, report)
             statuses = gather(plans, self.ledger, self.slurm, self.find_done, self.profile.max_attempts)
             report.notes.extend(dict.fromkeys(self.ledger.problems))
+            report.notes.extend(dict.fromkeys(n for s in statuses if s.results for n in s.results.notes))  # unknown
             # the limits (scontrol, sacctmgr, squeue for the free capacity) too: nothing has gone out yet
             arrays = self._plan_arrays(statuses, report)
         except SlurmError as e:

@@ -27,7 +27,7 @@ from orchestrator.index_set import IndexSet
 from orchestrator.ledger import Ledger, SubmissionRecord
 from orchestrator.ledger import SubmissionState as Status
 from orchestrator.planner import ExperimentPlan, plan_experiment
-from orchestrator.result_store import DoneAnswer, FindDone
+from orchestrator.result_store import FindDone, StoreAnswer
 from orchestrator.slurm import Slurm
 from orchestrator.slurm_commands import SlurmCommands
 from orchestrator.state import (
@@ -50,8 +50,8 @@ LR = {"metaParameters": {"lr": [0.1, 0.01, 0.001]}}
 
 
 def find_done(marker: str | None = None, scanner: ResultScanner | None = None) -> FindDone:
-    def find(plan: ExperimentPlan, indices: IndexSet | None) -> DoneAnswer:
-        return DoneAnswer(present_results(plan, ".", marker, scanner, indices))
+    def find(plan: ExperimentPlan, indices: IndexSet | None) -> StoreAnswer:
+        return StoreAnswer("paths", present_results(plan, ".", marker, scanner, indices))
 
     return find
 
@@ -542,7 +542,7 @@ def test_a_task_that_finishes_while_status_runs_is_not_reported_missing(project:
 def test_classify_without_attempts_is_done_or_missing(project: Path) -> None:
     write_experiment(project, "experiments/e/sweep.json", sweep_of(3))
     plan = plan_of("experiments/e/sweep.json")
-    observed = Observation(plan, DoneAnswer(IndexSet.of([1])), History({}, Counter(), [], []))
+    observed = Observation(plan, StoreAnswer("paths", IndexSet.of([1])), History({}, Counter(), [], []))
     status = classify(observed, max_attempts=3)
     assert [(i, status.index(i).state, status.index(i).attempts) for i in range(3)] == [
         (0, MISSING, 0),
