@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from orchestrator.accounting import records_by_task, task_state_explains
 from orchestrator.completeness import ResultScanner
 from orchestrator.errors import SlurmError
 from orchestrator.ledger import Ledger, Status, SubmissionRecord, pid_alive
@@ -32,8 +33,6 @@ STATES = (DONE, RUNNING, PENDING, FAILED, MISSING)
 # squeue states that mean "will run or is running" (everything else is on its way out)
 _RUNNING_STATES = {"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SUSPENDED", "RESIZING", "SIGNALING"}
 _PENDING_STATES = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"}
-# sacct end states that explain a failure better than a per-index exit code
-_TASK_END_REASONS = {"TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "CANCELLED", "BOOT_FAIL", "DEADLINE"}
 
 
 @dataclass(frozen=True)
@@ -200,14 +199,16 @@ def _classify_attempt(index: int, count: int, attempt: Attempt, seen: Observatio
         # an intent whose sbatch never answered: nothing is known to be queued
         return IndexStatus(index, MISSING, count, attempt)
     live = seen.queue.get((record.job_id, attempt.task_id))
-    if live is not None and (code is None or code == 0):
-        # still queued (code 0: the index has just finished, its task is completing): in flight, not missing
-        if live.state in _PENDING_STATES:
-            return IndexStatus(index, PENDING, count, attempt, live.reason or None)
-        if live.state in _RUNNING_STATES:
-            return IndexStatus(index, RUNNING, count, attempt)
+    if live is not None and live.state in _PENDING_STATES:
+        # not started (again): a status file can only be from an attempt before a requeue
+        return IndexStatus(index, PENDING, count, attempt, live.reason or None)
+    if live is not None and live.state in _RUNNING_STATES and (code is None or code == 0):
+        # code 0: the index has just finished, its task is completing: in flight, not missing
+        return IndexStatus(index, RUNNING, count, attempt)
+    # Order of evidence (orchestrator.accounting): the index's own status file wins over the state of its
+    # task as a whole, unless a signal killed the index and the task's end state says why.
     accounted = seen.accounting.get((record.job_id, attempt.task_id)) if seen.accounting is not None else None
-    if accounted is not None and accounted.state in _TASK_END_REASONS and (code is None or code != 0):
+    if accounted is not None and task_state_explains(code, accounted):
         reason = accounted.state if accounted.state != "CANCELLED" else f"CANCELLED {accounted.reason_detail}".strip()
         return IndexStatus(index, FAILED, count, attempt, reason, accounted.state, code)
     if code is not None:
@@ -357,7 +358,7 @@ def gather(
             if found is None:
                 accounting, problem = None, slurm.accounting_problem
             else:
-                accounting = {(r.array_job_id, r.task_id): r for r in found if r.task_id is not None}
+                accounting = records_by_task(found)  # the rule for which record speaks for a task
     seen = Observations(
         done=set(),
         queue=queue,
