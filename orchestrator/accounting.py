@@ -6,7 +6,7 @@ sacct can print several records that cover one task. Seen on Slurm 22.05 (record
 - a task that has just left the queue may still sit inside the pending range, with no record of its own;
 - a requeued task keeps its job id and runs again: with `sacct -D` every attempt is a record (the
   earlier ones REQUEUED, NODE_FAIL or PREEMPTED), without it the latest only;
-- the same record can be printed twice (an id asked for twice, or both as a task and inside its array).
+- records come in no promised order, and may come more than once (with `-D`, or from several calls).
 
 The rule, which depends neither on the order of the records nor on repeats:
 1. a task's own record (`123_4`) wins over any range record (`123_[4-9%1]`) that covers it;
