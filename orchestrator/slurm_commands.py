@@ -67,6 +67,8 @@ _NO_ACCOUNTING = re.compile(
 # Job ids per sacct call. A call costs about 0.1 s against slurmdbd whatever the number of ids
 # (2,000 ids: 0.08 s on the test cluster), so fewer, larger calls; 1,000 ids are ~10 kB of argv.
 SACCT_CHUNK = 1000
+# Submit in the ISO form parse_sacct reads (a user's SLURM_TIME_FORMAT could print `relative` or custom times)
+_SACCT_ENV = {"SLURM_TIME_FORMAT": "standard"}
 
 _MAY_EXIST = "the job may or may not have been created: look for its tag in squeue before submitting again"
 _JOB_ID = re.compile(r"\d+(?:_\d+|\+\d+)?")
@@ -326,7 +328,7 @@ class SlurmCommands:
         for start in range(0, len(ids), chunk_size):
             argv = ["sacct", *options, "-P", "-n", "-o", fields, "-j", ",".join(ids[start : start + chunk_size])]
             try:
-                result = self._run(argv, retry=True)
+                result = self._run(argv, retry=True, extra_env=_SACCT_ENV)
             except SlurmUnavailable as exc:
                 self.accounting_problem = str(exc)
                 return None
@@ -377,7 +379,7 @@ class SlurmCommands:
             return {}
         argv = ["sacct", "-X", "-P", "-n", "-o", SACCT_FIELDS, "-S", since, "--name", ",".join(names)]
         try:
-            result = self._run(argv, retry=True)
+            result = self._run(argv, retry=True, extra_env=_SACCT_ENV)
         except SlurmUnavailable as exc:
             self.accounting_problem = str(exc)
             return {}

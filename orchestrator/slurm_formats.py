@@ -169,7 +169,9 @@ def parse_ranges(text: str) -> list[int]:
 SQUEUE_FORMAT = "%F|%K|%T|%r|%j|%k"
 """Array job id, task index, state, reason, name, comment. The comment is last: it may contain '|'."""
 
-SACCT_FIELDS = "JobID,JobName,State,ExitCode,Elapsed"
+SACCT_FIELDS = "JobID,JobName,State,ExitCode,Elapsed,Submit,DBIndex"
+"""Submit and DBIndex order a task's attempts: a requeue keeps the job id but resets Submit, and each
+attempt is a new database row (see `orchestrator.accounting`). sacct 22.05 has no `Restarts` field."""
 
 _SHOWN = 120  # characters of an unparsable line quoted in an error message
 
@@ -260,7 +262,7 @@ def parse_squeue(text: str) -> list[QueuedTask]:
 
 @dataclass(frozen=True)
 class AccountingRecord:
-    """One job or array task as sacct reports it."""
+    """One job or array task as sacct reports it (one attempt of it: a requeued task has several)."""
 
     job_id: str  # `7`, `7_2`, or a heterogeneous component `7+0`
     array_job_id: str  # `7` (for `7+0`: `7+0` itself; a heterogeneous job is never an array)
@@ -271,6 +273,9 @@ class AccountingRecord:
     signal: int
     elapsed_seconds: int | None  # None when sacct prints no usable duration
     name: str
+    grouped: bool = False  # expanded from a range line (`7_[4-9%1]`): the array's record for tasks not split off
+    submitted: str | None = None  # Submit as `YYYY-MM-DDTHH:MM:SS` (reset by a requeue); None when unknown
+    db_index: int | None = None  # DBIndex: the accounting database's row, newer for a later attempt
 
 
 _SACCT_JOB = re.compile(r"(?P<job>\d+)(?:_(?P<task>\d+)|_\[(?P<tasks>[^\]]+)\]|(?P<het>\+\d+))?")
@@ -278,7 +283,10 @@ _SACCT_STATE = re.compile(r"([A-Z][A-Z_]*)(?:\s+(.*))?")
 _EXIT_CODE = re.compile(r"(\d+):(\d+)")
 _ELAPSED = re.compile(r"(?:(\d+)-)?(\d+):(\d{2}):(\d{2})")
 _NO_ELAPSED = {"", "INVALID", "UNKNOWN"}
+_SACCT_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
+_NO_TIME = {"", "UNKNOWN", "NONE"}
 _SACCT_COLUMNS = SACCT_FIELDS.count(",") + 1
+_OLD_SACCT_COLUMNS = 5  # JobID,JobName,State,ExitCode,Elapsed: output recorded before Submit,DBIndex were asked
 
 
 def parse_elapsed(text: str) -> int | None:
@@ -293,22 +301,62 @@ def parse_elapsed(text: str) -> int | None:
     return days * 86400 + h * 3600 + m * 60 + s
 
 
-def parse_sacct(text: str) -> list[AccountingRecord]:
-    """Records from `sacct -X -P -n -o SACCT_FIELDS`: one per job or task, grouped tasks expanded.
+def _sacct_columns(line: str) -> tuple[str, str, list[str], str, str]:
+    """(job id, name, [state, exit code, elapsed], submit, db index) of one line.
 
-    A job name may contain '|': the id is the first field and state, exit code and elapsed the
-    last three, so the name is whatever lies between.
+    The name is whatever lies between the id and the fixed columns, so it may contain '|'. A line
+    without Submit and DBIndex (the older field list) is told apart by its second-to-last column,
+    which is then the exit code (`3:0`), never a time.
+    """
+    fields = line.split("|")
+    if len(fields) >= _OLD_SACCT_COLUMNS and _EXIT_CODE.fullmatch(fields[-2].strip()):
+        fixed, submit, db_index = fields[-3:], "", ""
+        name = "|".join(fields[1:-3])
+    elif len(fields) >= _SACCT_COLUMNS:
+        fixed, submit, db_index = fields[-5:-2], fields[-2].strip(), fields[-1].strip()
+        name = "|".join(fields[1:-5])
+    else:
+        raise _bad_line("sacct", line, f"expected {_SACCT_COLUMNS} '|'-separated fields ({SACCT_FIELDS})")
+    return fields[0].strip(), name, [f.strip() for f in fixed], submit, db_index
+
+
+def _sacct_order(line: str, submit: str, db_index: str) -> tuple[str | None, int | None]:
+    """Submit time and DBIndex, the keys that order a task's attempts."""
+    if submit.upper() in _NO_TIME:
+        submitted = None
+    elif _SACCT_TIME.fullmatch(submit):
+        submitted = submit
+    else:
+        raise _bad_line("sacct", line, f"submit time {submit!r} (expected YYYY-MM-DDTHH:MM:SS)")
+    if db_index and not db_index.isdigit():
+        raise _bad_line("sacct", line, f"DBIndex {db_index!r}")
+    return submitted, int(db_index) if db_index else None
+
+
+def _sacct_tasks(job: re.Match[str], job_text: str, line: str) -> tuple[str, list[int | None]]:
+    """The base id (`7`, or `7+0` for a heterogeneous component) and the tasks a job id names."""
+    if job.group("het"):
+        return job_text, [None]
+    if job.group("task"):
+        return job.group("job"), [int(job.group("task"))]
+    if job.group("tasks"):
+        return job.group("job"), list(_expand_tasks(job.group("tasks"), line, "sacct"))
+    return job.group("job"), [None]
+
+
+def parse_sacct(text: str) -> list[AccountingRecord]:
+    """Records from `sacct -X -P -n -o SACCT_FIELDS`: one per job, task or attempt, grouped tasks expanded.
+
+    A job name may contain '|': the id is the first field and the fixed columns the last ones, so
+    the name is whatever lies between. Lines from the older field list (without Submit and DBIndex)
+    still parse, with `submitted` and `db_index` None. Which record speaks for a task when several
+    cover it is `orchestrator.accounting`'s rule, not the parser's.
     """
     records: list[AccountingRecord] = []
     for line in text.splitlines():
         if not line.strip():
             continue
-        fields = line.split("|")
-        if len(fields) < _SACCT_COLUMNS:
-            raise _bad_line("sacct", line, f"expected {_SACCT_COLUMNS} '|'-separated fields ({SACCT_FIELDS})")
-        job_text, state_text, exit_text, elapsed_text = fields[0].strip(), *(f.strip() for f in fields[-3:])
-        name = "|".join(fields[1:-3])
-
+        job_text, name, (state_text, exit_text, elapsed_text), submit, db_index = _sacct_columns(line)
         job = _SACCT_JOB.fullmatch(job_text)
         if not job:
             raise _bad_line("sacct", line, f"job id {job_text!r}")
@@ -322,22 +370,18 @@ def parse_sacct(text: str) -> list[AccountingRecord]:
             elapsed = parse_elapsed(elapsed_text)
         except SlurmError as exc:
             raise _bad_line("sacct", line, str(exc)) from None
-
-        base = job.group("job")
-        if job.group("het"):
-            base = job_text
-            tasks: list[int | None] = [None]
-        elif job.group("task"):
-            tasks = [int(job.group("task"))]
-        elif job.group("tasks"):
-            tasks = list(_expand_tasks(job.group("tasks"), line, "sacct"))
-        else:
-            tasks = [None]
+        submitted, index = _sacct_order(line, submit, db_index)
+        base, tasks = _sacct_tasks(job, job_text, line)
         status, detail = state.group(1), (state.group(2) or "").strip()
         code, signal = int(exit_match.group(1)), int(exit_match.group(2))
+        grouped = job.group("tasks") is not None
         for task in tasks:
             job_id = base if task is None else f"{base}_{task}"
-            records.append(AccountingRecord(job_id, base, task, status, detail, code, signal, elapsed, name))
+            records.append(
+                AccountingRecord(
+                    job_id, base, task, status, detail, code, signal, elapsed, name, grouped, submitted, index
+                )
+            )
     return records
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.accounting import records_by_task, task_state_explains
 from orchestrator.errors import SlurmError
 from orchestrator.index_set import IndexSet
 from orchestrator.ledger import Ledger, SubmissionRecord, SubmissionState
@@ -47,8 +48,6 @@ STATES = (DONE, RUNNING, PENDING, FAILED, MISSING, UNKNOWN)  # every index is in
 # squeue states that mean "will run or is running" (everything else is on its way out)
 _RUNNING_STATES = {"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SUSPENDED", "RESIZING", "SIGNALING"}
 _PENDING_STATES = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"}
-# sacct end states that explain a failure better than a per-index exit code
-_TASK_END_REASONS = {"TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "CANCELLED", "BOOT_FAIL", "DEADLINE"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +221,7 @@ def read_accounting(slurm: Slurm | None, view: SlurmView, attempts: Iterable[Att
     if found is None:
         view.accounting, view.accounting_problem = None, slurm.accounting_problem
     else:
-        view.accounting = {(r.array_job_id, r.task_id): r for r in found if r.task_id is not None}
+        view.accounting = records_by_task(found)  # the rule for which record speaks for a task
 
 
 def observe(
@@ -387,12 +386,12 @@ def judge(attempt: Attempt, observed: Observation) -> Verdict:
     if job_id is None:
         return Verdict(MISSING)  # an intent whose sbatch never answered: nothing is known to be queued
     live = observed.slurm.queue.get((job_id, attempt.task_id))
-    if live is not None and (code is None or code == 0):
-        # still queued (code 0: the index has just finished, its task is completing): in flight
-        if live.state in _PENDING_STATES:
-            return Verdict(PENDING, live.reason or None)
-        if live.state in _RUNNING_STATES:
-            return Verdict(RUNNING)
+    if live is not None and live.state in _PENDING_STATES:
+        # not started (again): a status file can only be from an attempt before a requeue
+        return Verdict(PENDING, live.reason or None)
+    if live is not None and live.state in _RUNNING_STATES and (code is None or code == 0):
+        # code 0: the index has just finished, its task is completing: in flight, not missing
+        return Verdict(RUNNING)
     return _judge_finished(attempt, code, observed, job_id)
 
 
@@ -414,7 +413,9 @@ def _judge_local(attempt: Attempt, code: int | None, observed: Observation) -> V
 def _judge_finished(attempt: Attempt, code: int | None, observed: Observation, job_id: str) -> Verdict:
     accounting = observed.slurm.accounting
     accounted = accounting.get((job_id, attempt.task_id)) if accounting is not None else None
-    if accounted is not None and accounted.state in _TASK_END_REASONS and (code is None or code != 0):
+    # Order of evidence (orchestrator.accounting): the index's own status file wins over the state of its
+    # task as a whole, unless a signal killed the index and the task's end state says why.
+    if accounted is not None and task_state_explains(code, accounted):
         reason = accounted.state if accounted.state != "CANCELLED" else f"CANCELLED {accounted.reason_detail}".strip()
         return Verdict(FAILED, reason, accounted.state, code)
     if code is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ def recorded(name: str) -> str:
 
 def test_formats_are_the_documented_ones() -> None:
     assert SQUEUE_FORMAT == "%F|%K|%T|%r|%j|%k"
-    assert SACCT_FIELDS == "JobID,JobName,State,ExitCode,Elapsed"
+    assert SACCT_FIELDS == "JobID,JobName,State,ExitCode,Elapsed,Submit,DBIndex"
 
 
 # -- sbatch --parsable -------------------------------------------------------------------------
@@ -231,6 +232,51 @@ def test_sacct_blank_output() -> None:
     assert parse_sacct("\n  \n") == []
 
 
+def test_sacct_recorded_with_submit_and_dbindex() -> None:
+    """Job 400 (tests/data/slurm/README.md): a task's own record and a stale range record that covers it."""
+    records = parse_sacct(recorded("sacct_stale_range_after_cancel.txt"))
+    assert records[4] == AccountingRecord(
+        "400_4", "400", 4, "FAILED", "", 3, 0, 0, "acctrec|stale", False, "2026-11-30T02:54:03", 718
+    )
+    grouped = records[5:]
+    assert [r.task_id for r in grouped] == list(range(4, 10))
+    assert {(r.state, r.reason_detail, r.grouped, r.db_index, r.name) for r in grouped} == {
+        ("CANCELLED", "by 0", True, 710, "acctrec|stale")
+    }
+    # -D: each attempt of a requeued task is its own line, ordered by Submit and DBIndex
+    attempts = [(r.state, r.submitted, r.db_index) for r in parse_sacct(recorded("sacct_D_requeue_pending.txt"))]
+    assert attempts[1:] == [("REQUEUED", "2026-11-30T03:10:59", 1228), ("PENDING", "2026-11-30T03:11:01", 1231)]
+
+
+@pytest.mark.parametrize(
+    ("line", "submitted", "db_index"),
+    [
+        ("7_2|n|PENDING|0:0|00:00:00|Unknown|12", None, 12),
+        ("7_2|n|PENDING|0:0|00:00:00|None|", None, None),
+        ("7_2|a|3:0|b|FAILED|3:0|00:00:01|2026-11-30T03:02:38|1033", "2026-11-30T03:02:38", 1033),
+        ("7_2|n|FAILED|3:0|00:00:01", None, None),  # the older field list
+    ],
+)
+def test_sacct_submit_and_dbindex(line: str, submitted: str | None, db_index: int | None) -> None:
+    (record,) = parse_sacct(line)
+    assert (record.job_id, record.submitted, record.db_index) == ("7_2", submitted, db_index)
+    assert record.name == ("a|3:0|b" if "a|3:0|b" in line else "n")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "7_2|n|FAILED|3:0|00:00:01|yesterday|12",
+        "7_2|n|FAILED|3:0|00:00:01|2026-11-30T03:02:38|x1",
+        "7_2|n|FAILED|3:0|00:00:01|2026-11-30 03:02:38|12",
+    ],
+)
+def test_sacct_unreadable_order_columns_name_the_line(line: str) -> None:
+    with pytest.raises(SlurmError, match="cannot read sacct output line") as caught:
+        parse_sacct(line)
+    assert repr(line) in str(caught.value)
+
+
 @given(
     job=st.integers(1, 10**9),
     task=st.none() | st.integers(0, 10**6),
@@ -243,6 +289,12 @@ def test_sacct_blank_output() -> None:
     signal=st.integers(0, 64),
     elapsed=st.integers(0, 400 * 86400),
     name=st.text(st.characters(blacklist_characters="\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"), max_size=20),
+    order=st.none()  # None: a line of the older field list, without Submit and DBIndex
+    | st.tuples(
+        st.none()
+        | st.datetimes(datetime(1970, 1, 1), datetime(9999, 1, 1)).map(lambda t: t.strftime("%Y-%m-%dT%H:%M:%S")),
+        st.none() | st.integers(0, 10**12),
+    ),
 )
 def test_sacct_round_trip(
     job: int,
@@ -253,6 +305,7 @@ def test_sacct_round_trip(
     signal: int,
     elapsed: int,
     name: str,
+    order: tuple[str | None, int | None] | None,
 ) -> None:
     job_id = str(job) if task is None else f"{job}_{task}"
     detail = f"by {canceller}" if canceller is not None and state == "CANCELLED" else ""
@@ -261,7 +314,12 @@ def test_sacct_round_trip(
     clock = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
     elapsed_text = f"{days}-{clock}" if days else clock
     line = f"{job_id}|{name}|{state_text}|{code}:{signal}|{elapsed_text}"
-    assert parse_sacct(line) == [AccountingRecord(job_id, str(job), task, state, detail, code, signal, elapsed, name)]
+    submitted, db_index = order or (None, None)
+    if order is not None:
+        line += f"|{submitted or 'Unknown'}|{'' if db_index is None else db_index}"
+    assert parse_sacct(line) == [
+        AccountingRecord(job_id, str(job), task, state, detail, code, signal, elapsed, name, False, submitted, db_index)
+    ]
 
 
 @given(st.sets(st.integers(0, 2000), min_size=1, max_size=50), st.none() | st.integers(0, 100))
