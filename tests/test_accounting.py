@@ -24,6 +24,7 @@ from orchestrator import cli, state
 from orchestrator.accounting import TASK_END_REASONS, record_rank, records_by_task, task_state_explains
 from orchestrator.config import load_config
 from orchestrator.control import last_log
+from orchestrator.index_set import IndexSet
 from orchestrator.ledger import Ledger, SubmissionRecord
 from orchestrator.ledger import SubmissionState as Status
 from orchestrator.planner import ExperimentPlan, plan_experiment
