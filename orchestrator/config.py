@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.errors import UserError
+from orchestrator.experiment import decode_user_text
 
 CONFIG_FILE = "config.json"
 
@@ -38,14 +39,15 @@ def load_config(root: str | Path = ".") -> ProjectConfig:
     path = root / CONFIG_FILE
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise UserError(
-            "not found: run from the project root (the directory holding config.json with 'save_path')",
+            "not found: run inside a project (the directory holding config.json with 'save_path', or below it)",
             source=source,
         ) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read: {e}", source=source) from None
+    except OSError as e:
+        raise UserError(f"cannot read: {e.strerror}", source=source) from None
+    text = decode_user_text(raw, source)  # a BOM is dropped; one wording for undecodable files everywhere
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:

@@ -112,3 +112,13 @@ def test_decode_user_text_is_the_shared_decoder():
     assert decode_user_text(b"", "f") == ""
     with pytest.raises(UserError, match=r"^f: not UTF-8 text \(byte 0, line 1: 0xff\)"):
         decode_user_text(b"\xff", "f")
+
+
+def test_config_json_with_a_bom_is_read_and_undecodable_gets_the_one_wording(tmp_path: Path) -> None:
+    from orchestrator.config import load_config
+
+    (tmp_path / "config.json").write_bytes(b"\xef\xbb\xbf" + json.dumps({"save_path": "results/{params}"}).encode())
+    assert load_config(tmp_path).save_path == "results/{params}"
+    (tmp_path / "config.json").write_bytes(b'{"save_path": "r\xe9sultats"}')
+    with pytest.raises(UserError, match=r"config\.json: not UTF-8 text \(byte 16.*save it as UTF-8"):
+        load_config(tmp_path)
