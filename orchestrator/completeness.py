@@ -55,6 +55,12 @@ class ResultScanner:
             return [index for index, name in entries if name in listing]  # type: ignore[operator]
         return []
 
+    def listing(self, directory: str) -> frozenset[str] | None:
+        """The names in `directory` (listed at most once while in use); None when it is missing."""
+        directory = os.path.normpath(directory) if directory else ""
+        found = self._listing(directory, answers_many=True)
+        return found if isinstance(found, frozenset) else None
+
     def _listing(self, directory: str, answers_many: bool) -> frozenset[str] | object | None:
         """The directory's names; None when missing; `_UNLISTED` when a stat per path is cheaper.
 
@@ -138,8 +144,31 @@ def present_results(
     # A byte per index while scanning (paths come permutation by permutation, not in index order),
     # released as soon as it is turned into ranges: 10 MB at ten million indices.
     flags = bytearray(plan.runs * plan.num_permutations)
-    scanner.mark(plan.save_path_groups(marker), flags)
+    base = plan.params_directory_base() if marker is None else None
+    if base:
+        _mark_by_permutation(plan, scanner, base, flags)
+    else:
+        scanner.mark(plan.save_path_groups(marker), flags)
     return IndexSet.from_flags(flags)
+
+
+def _mark_by_permutation(plan: PlanPaths, scanner: ResultScanner, base: str, flags: bytearray) -> None:
+    """`base/<params>/<run>`: one listing of `base` answers, for every permutation without results,
+    without rendering a path; the others are asked as usual."""
+    listing = scanner.listing(base)
+    if not listing:
+        return
+    permutations, runs = plan.num_permutations, range(plan.runs)
+    names = [str(run) for run in runs]
+    for p, params in enumerate(plan.params_strings()):
+        if params in listing or not _plain_name(params):
+            entries = [(p + run * permutations, names[run]) for run in runs]
+            scanner.mark([(os.path.join(base, params), entries)], flags)
+
+
+def _plain_name(params: str) -> bool:
+    """A `{params}` string that names one directory entry as it is (no '/', not '.' or '..')."""
+    return bool(params) and "/" not in params and params not in (".", "..")
 
 
 def _group(index: int, path: str, marker: str | None) -> tuple[str, list[tuple[int, str]]]:
@@ -161,3 +190,7 @@ class PlanPaths(Protocol):
     def save_path_prefix(self) -> str: ...
 
     def save_path_groups(self, marker: str | None) -> Iterator[tuple[str, list[tuple[int, str]]]]: ...
+
+    def params_directory_base(self) -> str | None: ...
+
+    def params_strings(self) -> Iterator[str]: ...

@@ -128,6 +128,14 @@ class ExperimentPlan:
         prefix = self.save_path_template.constant_prefix()
         return os.path.dirname(prefix) if "/" in prefix else ""
 
+    def params_strings(self) -> Iterator[str]:
+        """Every permutation's `{params}` string, in order."""
+        return self.sweep.iter_params_strings()
+
+    def params_directory_base(self) -> str | None:
+        """`base` when every save path is `base/<params>/<run>` (see `SavePathTemplate`), else None."""
+        return self.save_path_template.params_directory_base()
+
     def save_path_groups(self, marker: str | None = None) -> Iterator[tuple[str, list[tuple[int, str]]]]:
         """(parent directory, [(index, name), ...]) for every index, one permutation's runs together.
 

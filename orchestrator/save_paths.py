@@ -131,6 +131,19 @@ class SavePathTemplate:
         head = self._format if cut is None else self._format[:cut]
         return head.replace("{{", "{").replace("}}", "}")
 
+    def params_directory_base(self) -> str | None:
+        """`base` when every save path is `base/<params>/<run>` (the common layout), else None.
+
+        Then one listing of `base` says which permutations have any result at all, and the scan
+        renders nothing for the others.
+        """
+        if self._format is None or not self._format.endswith("/{params}/{run}"):
+            return None
+        head = self._format[: -len("{params}/{run}")]
+        if "{" in head.replace("{{", "").replace("}}", "") or self.placeholders.count("{params}") != 1:
+            return None
+        return head.replace("{{", "{").replace("}}", "}").rstrip("/")
+
     def run_leaf_parent(self) -> Callable[[str], str] | None:
         """`params -> parent` when `{run}` is exactly the last path component and nowhere else.
 
