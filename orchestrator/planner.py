@@ -13,7 +13,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
@@ -37,13 +37,8 @@ class IndexInfo:
     save_path: str
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "experiment": self.experiment,
-            "index": self.index,
-            "run": self.run,
-            "params": self.params,
-            "save_path": self.save_path,
-        }
+        """The `plan --jsonl` object of this index (fields in the contract's order)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 class ExperimentPlan:

@@ -291,14 +291,22 @@ _OLD_SACCT_COLUMNS = 5  # JobID,JobName,State,ExitCode,Elapsed: output recorded 
 
 def parse_elapsed(text: str) -> int | None:
     """Seconds in sacct's `[D-]HH:MM:SS`; None for an empty or INVALID value; SlurmError otherwise."""
+    match = _duration(text, _ELAPSED, "elapsed time", "[D-]HH:MM:SS")
+    if match is None:
+        return None
+    days, h, m, s = (int(g) if g else 0 for g in match.groups())
+    return days * 86400 + h * 3600 + m * 60 + s
+
+
+def _duration(text: str, pattern: re.Pattern[str], what: str, expected: str) -> re.Match[str] | None:
+    """The match of a sacct duration column; None when sacct printed none; SlurmError when unreadable."""
     stripped = text.strip()
     if stripped.upper() in _NO_ELAPSED:
         return None
-    match = _ELAPSED.fullmatch(stripped)
+    match = pattern.fullmatch(stripped)
     if not match:
-        raise SlurmError(f"invalid elapsed time {text!r}: expected [D-]HH:MM:SS", command="sacct")
-    days, h, m, s = (int(g) if g else 0 for g in match.groups())
-    return days * 86400 + h * 3600 + m * 60 + s
+        raise SlurmError(f"invalid {what} {text!r}: expected {expected}", command="sacct")
+    return match
 
 
 def _sacct_columns(line: str) -> tuple[str, str, list[str], str, str]:
@@ -333,10 +341,11 @@ def _sacct_order(line: str, submit: str, db_index: str) -> tuple[str | None, int
     return submitted, int(db_index) if db_index else None
 
 
-def _sacct_tasks(job: re.Match[str], job_text: str, line: str) -> tuple[str, list[int | None]]:
-    """The base id (`7`, or `7+0` for a heterogeneous component) and the tasks a job id names."""
+def _sacct_tasks(job: re.Match[str], line: str) -> tuple[str, list[int | None]]:
+    """The base id (`7`, or `7+0` for a heterogeneous component) and the tasks a job id names
+    (a grouped `7_[4-9%1]` expanded)."""
     if job.group("het"):
-        return job_text, [None]
+        return job.group("job") + job.group("het"), [None]
     if job.group("task"):
         return job.group("job"), [int(job.group("task"))]
     if job.group("tasks"):
@@ -371,7 +380,7 @@ def parse_sacct(text: str) -> list[AccountingRecord]:
         except SlurmError as exc:
             raise _bad_line("sacct", line, str(exc)) from None
         submitted, index = _sacct_order(line, submit, db_index)
-        base, tasks = _sacct_tasks(job, job_text, line)
+        base, tasks = _sacct_tasks(job, line)
         status, detail = state.group(1), (state.group(2) or "").strip()
         code, signal = int(exit_match.group(1)), int(exit_match.group(2))
         grouped = job.group("tasks") is not None
@@ -548,12 +557,9 @@ class UsageRecord:
 
 def parse_cpu_time(text: str) -> float | None:
     """Seconds in sacct's TotalCPU (`00:00.199`, `01:02:03`, `1-02:03:04`); None when empty."""
-    stripped = text.strip()
-    if stripped.upper() in _NO_ELAPSED:
+    match = _duration(text, _CPU_TIME, "CPU time", "[D-]HH:MM:SS or MM:SS.mmm")
+    if match is None:
         return None
-    match = _CPU_TIME.fullmatch(stripped)
-    if not match:
-        raise SlurmError(f"invalid CPU time {text!r}: expected [D-]HH:MM:SS or MM:SS.mmm", command="sacct")
     days, h, m, s, frac, short_m, short_s, short_frac = match.groups()
     if short_m is not None:
         return int(short_m) * 60 + int(short_s) + float(f"0.{short_frac}")
@@ -583,17 +589,6 @@ def _usage_limit(text: str) -> int | None:
     return parse_elapsed(stripped)
 
 
-def _usage_tasks(job: re.Match[str], line: str) -> tuple[str, list[int | None]]:
-    """The array job id and the task ids of a usage line (a pending `7_[4-9]` expands)."""
-    if job.group("het"):
-        return job.group("job") + job.group("het"), [None]
-    if job.group("task"):
-        return job.group("job"), [int(job.group("task"))]
-    if job.group("tasks"):
-        return job.group("job"), list(_expand_tasks(job.group("tasks"), line, "sacct"))
-    return job.group("job"), [None]
-
-
 def _usage_record(line: str) -> list[UsageRecord]:
     fields = [f.strip() for f in line.split("|")]
     if len(fields) != _USAGE_COLUMNS:
@@ -611,7 +606,7 @@ def _usage_record(line: str) -> list[UsageRecord]:
         rss_mb, _ = parse_size_mb(max_rss, "K")
     except SlurmError as exc:
         raise _bad_line("sacct", line, str(exc)) from None
-    base, tasks = _usage_tasks(job, line)
+    base, tasks = _sacct_tasks(job, line)
     step = job.group("step")
     suffix = f".{step}" if step else ""
     return [
