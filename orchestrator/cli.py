@@ -235,7 +235,9 @@ def _profile(args: argparse.Namespace) -> ClusterProfile:
 
 
 def _find_done(ledger: Ledger, profile: ClusterProfile) -> FindDone:
-    return finder(profile.completion_marker, str(ledger.root))
+    """The result store's finder; on a terminal, a scan that takes over a second says how far it is."""
+    progress = display.ScanProgress(sys.stderr) if sys.stderr.isatty() else None
+    return finder(profile.completion_marker, str(ledger.root), progress)
 
 
 def _executor(name: str | None, slurm: Slurm | None, max_parallel: int | None) -> Executor:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Protocol, TypeVar
 
 from orchestrator.index_set import IndexSet
 
@@ -124,16 +124,22 @@ def _within(directory: str, top: str) -> bool:
     return directory.startswith(top.rstrip("/") + "/")
 
 
+Progress = Callable[[str, int, int], None]  # (experiment, permutations scanned, permutations)
+_REPORT_EVERY = 4096
+
+
 def present_results(
     plan: PlanPaths,
     root: str,
     marker: str | None = None,
     scanner: ResultScanner | None = None,
     indices: Iterable[int] | None = None,
+    progress: Progress | None = None,
 ) -> IndexSet:
     """The indices of `plan` (or of `indices` only) whose save path exists and holds `marker` if given.
 
-    Save paths are relative to `root` (the project root) unless absolute.
+    Save paths are relative to `root` (the project root) unless absolute. `progress` hears how far
+    a whole-sweep scan has got, every few thousand permutations.
     """
     scanner = scanner or ResultScanner(root, plan.save_path_prefix())
     if indices is not None:
@@ -146,13 +152,29 @@ def present_results(
     flags = bytearray(plan.runs * plan.num_permutations)
     base = plan.params_directory_base() if marker is None else None
     if base:
-        _mark_by_permutation(plan, scanner, base, flags)
+        _mark_by_permutation(plan, scanner, base, flags, progress)
     else:
-        scanner.mark(plan.save_path_groups(marker), flags)
+        groups = _reported(plan.save_path_groups(marker), plan, progress)
+        scanner.mark((group for _, group in groups), flags)
     return IndexSet.from_flags(flags)
 
 
-def _mark_by_permutation(plan: PlanPaths, scanner: ResultScanner, base: str, flags: bytearray) -> None:
+T = TypeVar("T")
+
+
+def _reported(items: Iterable[T], plan: PlanPaths, progress: Progress | None) -> Iterator[tuple[int, T]]:
+    """`enumerate(items)`, telling `progress` every few thousand items (one per permutation, or more)."""
+    for count, item in enumerate(items):
+        if progress is not None and count % _REPORT_EVERY == 0 and count:
+            progress(plan.path, min(count, plan.num_permutations), plan.num_permutations)
+        yield count, item
+    if progress is not None:
+        progress(plan.path, plan.num_permutations, plan.num_permutations)  # the end: the line is closed
+
+
+def _mark_by_permutation(
+    plan: PlanPaths, scanner: ResultScanner, base: str, flags: bytearray, progress: Progress | None
+) -> None:
     """`base/<params>/<run>`: one listing of `base` answers, for every permutation without results,
     without rendering a path; the others are asked as usual."""
     listing = scanner.listing(base)
@@ -160,7 +182,7 @@ def _mark_by_permutation(plan: PlanPaths, scanner: ResultScanner, base: str, fla
         return
     permutations, runs = plan.num_permutations, range(plan.runs)
     names = [str(run) for run in runs]
-    for p, params in enumerate(plan.params_strings()):
+    for p, params in _reported(plan.params_strings(), plan, progress):
         if params in listing or not _plain_name(params):
             entries = [(p + run * permutations, names[run]) for run in runs]
             scanner.mark([(os.path.join(base, params), entries)], flags)
@@ -184,6 +206,9 @@ class PlanPaths(Protocol):
 
     @property
     def num_permutations(self) -> int: ...
+
+    @property
+    def path(self) -> str: ...
 
     def save_path(self, index: int) -> str: ...
 

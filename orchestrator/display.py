@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TextIO
 
 from orchestrator.index_set import IndexSet, union_all
 from orchestrator.planner import ExperimentPlan
@@ -143,3 +145,24 @@ def _sample_indices(total: int, count: int = 3) -> list[int]:
     if total <= count + 1:
         return list(range(total))
     return [*range(count - 1), total - 1]
+
+
+class ScanProgress:
+    """`scanning experiments/x.json: 120,000/1,000,000 permutations` on a terminal, once a scan has
+    taken more than a second; rewritten in place, and ended with a newline when the scan ends."""
+
+    def __init__(self, out: TextIO, after_seconds: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.out = out
+        self.after = after_seconds
+        self.clock = clock
+        self.started = clock()
+        self.shown = False
+
+    def __call__(self, experiment: str, done: int, total: int) -> None:
+        if self.clock() - self.started < self.after:
+            return
+        self.out.write(f"\rscanning {experiment}: {done:,}/{total:,} permutations")
+        self.shown = done < total
+        if not self.shown:
+            self.out.write("\n")
+        self.out.flush()

@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from orchestrator.completeness import ResultScanner, present_results
+from orchestrator.completeness import Progress, ResultScanner, present_results
 from orchestrator.errors import UserError
 from orchestrator.index_set import IndexSet
 from orchestrator.planner import ExperimentPlan
@@ -79,13 +79,13 @@ class StoreAnswer:
 FindDone = Callable[[ExperimentPlan, "IndexSet | None"], StoreAnswer]
 
 
-def finder(marker: str | None, root: str) -> FindDone:
+def finder(marker: str | None, root: str, progress: Progress | None = None) -> FindDone:
     """How `status` and `submit` ask: each plan's store (`plan.results`) chosen once, asked as often as needed."""
     stores: dict[str, ResultStore] = {}
 
     def find(plan: ExperimentPlan, indices: IndexSet | None) -> StoreAnswer:
         if plan.path not in stores:
-            stores[plan.path] = store_for(plan, plan.results, marker, root=root)
+            stores[plan.path] = store_for(plan, plan.results, marker, root=root, progress=progress)
         return stores[plan.path].done(plan, indices)
 
     return find
@@ -140,17 +140,19 @@ class PathStore(ResultStore):
         scanner: ResultScanner | None = None,
         shared: Sharing | None = None,
         root: str = ".",
+        progress: Progress | None = None,
     ) -> None:
         self.marker = marker
         self.scanner = scanner
         self.shared = shared
         self.root = root
+        self.progress = progress
 
     def done(self, plan: ExperimentPlan, indices: Iterable[int] | None = None) -> StoreAnswer:
         notes = []
         if self.shared is not None:
             notes.append(f"{plan.path}: {self.shared.describe()}; with --results paths one result counts for all")
-        found = present_results(plan, self.root, self.marker, self.scanner, indices)
+        found = present_results(plan, self.root, self.marker, self.scanner, indices, self.progress)
         return StoreAnswer(PATHS, found, notes=notes)
 
 
@@ -180,6 +182,7 @@ def store_for(
     scanner: ResultScanner | None = None,
     timeout: float | None = None,
     root: str | None = None,
+    progress: Progress | None = None,
 ) -> ResultStore:
     """The store that answers for `plan`: `choice` is auto, paths, pyexputils-db or metadata-db.
 
@@ -198,7 +201,7 @@ def store_for(
         return MetadataStore(marker, wait)
     shared = sharing(plan)
     if choice == PATHS or (shared is None and not _shared_by_template(plan)):
-        return PathStore(marker, scanner, shared, root or str(plan.config.root))
+        return PathStore(marker, scanner, shared, root or str(plan.config.root), progress)
     return _recognise(plan, shared, marker, scanner, wait, root or str(plan.config.root))
 
 

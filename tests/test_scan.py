@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import orchestrator
 
 from orchestrator.completeness import ResultScanner, present_results
 from orchestrator.config import load_config
@@ -127,3 +128,31 @@ def test_never_lists_above_the_constant_prefix(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(os, "listdir", spy)
     assert len(present_results(plan, str(tmp_path))) == plan.total // 2 + plan.total % 2
     assert all(p.startswith("results/e") for p in listed), listed
+
+
+def test_a_scan_longer_than_a_second_says_how_far_it_is(tmp_path: Path) -> None:
+    """The progress line: silent for the first second, then rewritten in place, closed at the end."""
+    import io
+
+    from orchestrator.display import ScanProgress
+
+    plan = _plan(tmp_path, "results/{name}/{params}/{run}", values=5000, runs=1)  # 10,000 permutations
+    (tmp_path / plan.save_path(0)).mkdir(parents=True)
+    clock = iter([0.0, 0.5, 1.5, 2.5, 3.5]).__next__
+    out = io.StringIO()
+    present_results(plan, str(tmp_path), progress=ScanProgress(out, clock=clock))
+    assert out.getvalue() == (
+        "\rscanning experiments/e/s.json: 8,192/10,000 permutations"
+        "\rscanning experiments/e/s.json: 10,000/10,000 permutations\n"
+    )
+    quiet = io.StringIO()
+    present_results(plan, str(tmp_path), progress=ScanProgress(quiet, clock=iter([0.0, 0.2, 0.4, 0.6]).__next__))
+    assert quiet.getvalue() == ""  # under a second: nothing
+
+
+def test_the_progress_line_is_only_for_a_terminal(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    _plan(root, "results/{name}/{params}/{run}", values=5, runs=1)
+    result = orchestrator("status", "experiments/e/s.json", cwd=root)
+    assert result.returncode == 0 and "scanning" not in result.stderr
