@@ -10,6 +10,8 @@ import json
 import shlex
 from collections.abc import Iterator, Sequence
 
+from orchestrator.breakdown import ByParameter, axis_label
+from orchestrator.cost import CostSummary
 from orchestrator.index_set import IndexSet, union_all
 from orchestrator.planner import ExperimentPlan
 from orchestrator.state import DONE, FAILED, GIVEN_UP, STATES, ExperimentStatus
@@ -143,3 +145,20 @@ def _sample_indices(total: int, count: int = 3) -> list[int]:
     if total <= count + 1:
         return list(range(total))
     return [*range(count - 1), total - 1]
+
+
+def cost_line(summary: CostSummary) -> str:
+    """`cost: 30 indices in 30 task(s), 89.99 CPU-hours at the requested limits (at most); ...`."""
+    return summary.text()
+
+
+def by_parameter_lines(by: ByParameter) -> Iterator[str]:
+    """The values whose failures stand out (most striking first), then `lr=1.0: 30 failed (...)` per asked axis."""
+    if by.standouts:
+        yield "  failures stand out:"
+        yield from (f"    {standout.text()}" for standout in by.standouts)
+    if by.breakdown is None:
+        return
+    for position in by.positions:
+        yield f"  by {axis_label(by.breakdown.sweep, position)}:"
+        yield from (f"    {line}" for line in by.breakdown.lines(position))

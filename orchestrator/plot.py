@@ -10,8 +10,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from orchestrator.breakdown import Breakdown
+from orchestrator.breakdown import Breakdown, status_breakdown
 from orchestrator.errors import UserError
+from orchestrator.state import ExperimentStatus
 from orchestrator.usage import ExperimentUsage
 
 MAX_BARS = 30  # parameter values shown in the failures panel
@@ -103,6 +104,16 @@ def plot_usage(
         row[2].set_title(f"{u.experiment}: states per parameter value", fontsize="medium")
     fig.tight_layout()
     out = Path(path)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    try:
+        fig.savefig(out, dpi=100)
+    except (OSError, ValueError) as e:  # no such directory, not writable, a format matplotlib does not know
+        raise UserError(f"--plot {path}: cannot write it: {e}") from None
+    finally:
+        plt.close(fig)
     return out
+
+
+def plot_experiments(usages: Sequence[ExperimentUsage], statuses: Sequence[ExperimentStatus], path: str | Path) -> Path:
+    """`usage --plot`: the experiments that have finished tasks, with their states per parameter value."""
+    breakdowns = {status.plan.path: status_breakdown(status) for status in statuses}
+    return plot_usage([u for u in usages if u.tasks], path, breakdowns)
