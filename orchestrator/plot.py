@@ -1,6 +1,6 @@
 """`usage --plot FILE.png`: requested vs used time and memory per index, and failures per parameter value.
 
-matplotlib is an optional extra (`pip install 'orchestrator[plot]'`), imported only here and only
+matplotlib is an optional extra (`pip install 'sweep-orchestrator[plot]'`), imported only here and only
 when a plot is asked for; without it the command says so in one line.
 """
 
@@ -25,7 +25,7 @@ def _pyplot() -> Any:
         matplotlib.use("Agg")  # files only: no display on a login node
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UserError("--plot needs matplotlib: pip install 'orchestrator[plot]'") from None
+        raise UserError("--plot needs matplotlib: pip install 'sweep-orchestrator[plot]'") from None
     return plt
 
 
@@ -81,6 +81,7 @@ def _failures(ax: Any, breakdown: Breakdown | None) -> None:
     ax.barh(ys, [done[i] for i in shown], left=[failed[i] for i in shown], color="tab:green", label="done")
     ax.set_yticks(list(ys), [labels[i] for i in shown], fontsize="small")
     ax.invert_yaxis()
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("indices")
     ax.legend(loc="best", fontsize="small")
 
