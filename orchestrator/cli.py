@@ -126,13 +126,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--retry-given-up", action="store_true", help="also resubmit indices past max_attempts")
     submit.add_argument("--max-parallel", type=_positive_int, help="local executor: tasks at once (default: cores)")
-    submit.add_argument("--yes", action="store_true", help="submit above the profile's confirm_above without asking")
-    submit.add_argument(
-        "--right-size",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="time and memory from earlier tasks' usage (default: the profile's 'right_size')",
-    )
     status = _command(
         commands,
         "status",
@@ -140,11 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_status,
         experiments="*",
     )
-    status.add_argument(
-        "--by", action="extend", type=_keys, default=[], metavar="AXIS", help="states per value of a swept parameter"
-    )
-    usage = _command(commands, "usage", "what finished tasks used against what they asked for", cmd_usage)
-    usage.add_argument("--plot", metavar="FILE.png", help="draw requested vs used time and memory (needs matplotlib)")
+    _add_usage_options(commands, submit, status)
     _command(commands, "cancel", "cancel our running and pending tasks of these experiments", cmd_cancel)
 
     logs = commands.add_parser("logs", help="the log of an index's last attempt")
@@ -160,6 +149,24 @@ def build_parser() -> argparse.ArgumentParser:
     completion.add_argument("shell", choices=("bash", "zsh"), help="the shell to complete in")
     completion.set_defaults(handler=cmd_completion)
     return parser
+
+
+def _add_usage_options(
+    commands: argparse._SubParsersAction, submit: argparse.ArgumentParser, status: argparse.ArgumentParser
+) -> None:
+    """What the cost and usage of a sweep add: `submit --yes/--right-size`, `status --by`, `usage`."""
+    submit.add_argument("--yes", action="store_true", help="submit above the profile's confirm_above without asking")
+    submit.add_argument(
+        "--right-size",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="time and memory from earlier tasks' usage (default: the profile's 'right_size')",
+    )
+    status.add_argument(
+        "--by", action="extend", type=_keys, default=[], metavar="AXIS", help="states per value of a swept parameter"
+    )
+    usage = _command(commands, "usage", "what finished tasks used against what they asked for", cmd_usage)
+    usage.add_argument("--plot", metavar="FILE.png", help="draw requested vs used time and memory (needs matplotlib)")
 
 
 # -- shared steps ------------------------------------------------------------------------------
