@@ -6,21 +6,30 @@ largest batch runs out of memory). `status --by AXIS` shows the states per value
 one that always fails first, and explains the others away: once `lr=1.0` is named, `optimizer=sgd`
 is named only if it also fails more without `lr=1.0`.
 
-Counts are kept per permutation in flat arrays (an index's permutation is `index % P`), so a
-sweep of millions of indices costs one array increment per index and a few megabytes, and the
-counts per value are sums over strided slices of those arrays.
+Counts are kept per permutation in flat arrays (an index's permutation is `index % P`), a few
+megabytes for a sweep of millions, and the counts per value are sums over strided slices of those
+arrays. The states of `status` are `IndexSet`s, counted range by range: a range holds whole cycles
+of the P permutations (one number) and at most two partial runs, so a state costs O(ranges + P),
+never a Python object per index.
 """
 
 from __future__ import annotations
 
 import difflib
+import itertools
+import operator
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import UserError
+from orchestrator.index_set import IndexSet
 from orchestrator.sweep import Sweep
+
+if TYPE_CHECKING:
+    from orchestrator.state import ExperimentStatus
 
 FAILED = "failed"
 STATE_ORDER = ("done", "running", "pending", "failed", "missing")  # state.STATES
@@ -106,6 +115,9 @@ class Breakdown:
 
     def add(self, state: str, indices: Iterable[int], reason: str | None = None) -> None:
         """Count `indices` as `state` (a failed one with its `reason`)."""
+        if isinstance(indices, IndexSet) and 2 * len(indices) >= self._p:
+            self._add_ranges(state, indices, reason)
+            return
         counts = self._counts(self.states, state)
         reasons = self._reason_counts(reason) if state == FAILED else None
         p = self._p
@@ -114,6 +126,15 @@ class Breakdown:
             counts[permutation] += 1
             if reasons is not None:
                 reasons[permutation] += 1
+
+    def _add_ranges(self, state: str, indices: IndexSet, reason: str | None) -> None:
+        """`add` for a large IndexSet: per permutation counts from its ranges, in O(ranges + P)."""
+        per_permutation = _range_counts(indices, self._p)
+        targets = [self._counts(self.states, state)]
+        if state == FAILED:
+            targets.append(self._reason_counts(reason))
+        for counts in targets:
+            counts[:] = array(counts.typecode, map(operator.add, counts, per_permutation))
 
     def _reason_counts(self, reason: str | None) -> array[int]:
         key = reason or "unknown"
@@ -260,6 +281,75 @@ def breakdown_of(sweep: Sweep, statuses: Iterable[tuple[int, str, str | None]]) 
         if state == FAILED:
             result._reason_counts(reason)[permutation] += 1
     return result
+
+
+def _range_counts(indices: IndexSet, p: int) -> array[int]:
+    """How many of `indices` fall on each permutation (index % p), from a difference array of the ranges."""
+    diff = array("q", [0]) * (p + 1)
+    for start, stop in indices.ranges():
+        cycles, rest = divmod(stop - start, p)
+        diff[0] += cycles  # every permutation, `cycles` times
+        if not rest:
+            continue
+        first = start % p
+        end = first + rest
+        diff[first] += 1
+        if end <= p:
+            diff[end] -= 1
+        else:  # wraps past the last permutation
+            diff[p] -= 1
+            diff[0] += 1
+            diff[end - p] -= 1
+    return array("q", itertools.accumulate(diff[:p]))
+
+
+def status_breakdown(status: ExperimentStatus) -> Breakdown:
+    """The breakdown of one experiment's `status`: its state sets, the failed ones by reason.
+
+    Every state of the five-state contract has a column (zeros too); `unknown` when it occurs.
+    """
+    result = Breakdown(status.plan.sweep)
+    for state in (*STATE_ORDER, "unknown"):
+        indices = status.sets[state]
+        if state == FAILED:
+            result._counts(result.states, FAILED)
+            for reason, failed in sorted(status.reasons(FAILED).items()) if indices else ():
+                result.add(FAILED, failed, reason)
+        elif indices or state in STATE_ORDER:
+            result.add(state, indices)
+    return result
+
+
+def resolve_axes(sweep: Sweep, names: Iterable[str], experiment: str) -> list[int]:
+    """The positions of `status --by` axes in one experiment (UserError naming it when one is not there)."""
+    try:
+        return list(dict.fromkeys(resolve_axis(sweep, name) for name in names))
+    except UserError as e:
+        raise UserError(str(e), source=experiment) from None
+
+
+@dataclass
+class ByParameter:
+    """`status --by`'s tables (asked axes) and the values whose failures stand out, for one experiment."""
+
+    breakdown: Breakdown | None  # None: nothing asked and too few failures to look for a pattern
+    positions: list[int]
+    standouts: list[Standout]
+
+    def to_json(self) -> dict[str, object]:
+        """Keys added to the experiment's `status --json` object."""
+        out: dict[str, object] = {"failures_stand_out": [s.to_json() for s in self.standouts]}
+        if self.breakdown is not None and self.positions:
+            out["by"] = self.breakdown.to_json(self.positions)
+        return out
+
+
+def by_parameter(status: ExperimentStatus, positions: Sequence[int] = ()) -> ByParameter:
+    """The tables of the axes at `positions`, and the standouts when failures could cluster."""
+    if not positions and len(status.sets[FAILED]) < MIN_FAILED:
+        return ByParameter(None, [], [])
+    result = status_breakdown(status)
+    return ByParameter(result, list(positions), result.standouts())
 
 
 def _zeros(n: int) -> array[int]:

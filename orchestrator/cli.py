@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from orchestrator import display
+from orchestrator import breakdown, cost, display
 from orchestrator.config import load_config
 from orchestrator.control import cancel, last_log
 from orchestrator.errors import ChecksFailed, EnvironmentFailure, OrchestratorError
@@ -32,6 +32,7 @@ from orchestrator.state import gather
 from orchestrator.submit import SubmitFailed, SubmitInterrupted, SubmitOptions, Submitter
 from orchestrator.submit_lock import SubmitLock
 from orchestrator.sweep import DEFAULT_SWEEP_KEYS
+from orchestrator.usage import Sizing, collect, format_usage, usage_json
 
 EXIT_TASKS_FAILED = 3  # a local run in which some indices failed
 
@@ -140,13 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     submit = _command(commands, "submit", "submit the missing and failed indices as job arrays", cmd_submit)
     _add_submit_options(submit)
-    _command(
+    status = _command(
         commands,
         "status",
         "each index's state (no EXPERIMENT: every experiment this project has submitted)",
         cmd_status,
         experiments="*",
     )
+    _add_usage_options(commands, submit, status)
     _command(commands, "cancel", "cancel our running and pending tasks of these experiments", cmd_cancel)
 
     logs = commands.add_parser("logs", help="the log of an index's last attempt")
@@ -162,6 +164,24 @@ def build_parser() -> argparse.ArgumentParser:
     completion.add_argument("shell", choices=("bash", "zsh"), help="the shell to complete in")
     completion.set_defaults(handler=cmd_completion)
     return parser
+
+
+def _add_usage_options(
+    commands: argparse._SubParsersAction, submit: argparse.ArgumentParser, status: argparse.ArgumentParser
+) -> None:
+    """What the cost and usage of a sweep add: `submit --yes/--right-size`, `status --by`, `usage`."""
+    submit.add_argument("--yes", action="store_true", help="submit above the profile's confirm_above without asking")
+    submit.add_argument(
+        "--right-size",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="time and memory from earlier tasks' usage (default: the profile's 'right_size')",
+    )
+    status.add_argument(
+        "--by", action="extend", type=_keys, default=[], metavar="AXIS", help="states per value of a swept parameter"
+    )
+    usage = _command(commands, "usage", "what finished tasks used against what they asked for", cmd_usage)
+    usage.add_argument("--plot", metavar="FILE.png", help="draw requested vs used time and memory (needs matplotlib)")
 
 
 # -- shared steps ------------------------------------------------------------------------------
@@ -309,8 +329,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
     slurm = connect()
     executor = _executor(_settings(args).choose("executor", args.executor), slurm, args.max_parallel)
     options = SubmitOptions(dry_run=args.dry_run, escalate=args.escalate, retry_given_up=args.retry_given_up)
+    options.yes, options.right_size = args.yes, args.right_size
+    confirm = cost.ask if cost.interactive() else None
+    announce = None if args.json else lambda summary: _print([display.cost_line(summary)])
     # bad input (template, a path the script cannot hold) fails here, before the lock
-    submitter = Submitter(ledger, profile, executor, slurm, _find_done(ledger, profile), options)
+    submitter = Submitter(ledger, profile, executor, slurm, _find_done(ledger, profile), options, confirm, announce)
     submitter.check(plans)
     if not args.no_check:
         problems = preflight(
@@ -344,12 +367,35 @@ def cmd_status(args: argparse.Namespace) -> int:
             return 0
     plans = _plans(requests, args)
     profile = _profile(args)
+    axes = [breakdown.resolve_axes(plan.sweep, args.by, plan.path) for plan in plans]  # before Slurm is asked
     statuses = gather(plans, ledger, connect(), _find_done(ledger, profile), profile.max_attempts)
+    by = [breakdown.by_parameter(status, positions) for status, positions in zip(statuses, axes)]
     if args.json:
-        _print([json.dumps({"experiments": [s.to_json() for s in statuses]})])
+        _print([json.dumps({"experiments": [{**s.to_json(), **b.to_json()} for s, b in zip(statuses, by)]})])
         return 0
-    for status in statuses:
+    for status, by_value in zip(statuses, by):
         _print(display.status_lines(status) if args.experiments else [display.status_line(status)])
+        _print(display.by_parameter_lines(by_value) if args.experiments or args.by else [])
+    return 0
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    ledger = Ledger(Path("."))
+    plans = _plans(_requests(args, ledger, remember=True), args)
+    profile, slurm = _profile(args), connect()
+    usages = collect(plans, ledger, slurm, Sizing(profile.right_size_headroom, profile.right_size_statistic))
+    if args.plot:
+        from orchestrator.plot import plot_experiments
+
+        statuses = gather(plans, ledger, slurm, _find_done(ledger, profile), profile.max_attempts)
+        plot_experiments(usages, statuses, args.plot)
+    if args.json:
+        _print([json.dumps({**usage_json(usages), "plot": args.plot})])
+        return 0
+    for number, usage in enumerate(usages):
+        _print([""] if number else [])
+        _print(format_usage(usage))
+    _print([f"plot: {args.plot}"] if args.plot else [])
     return 0
 
 

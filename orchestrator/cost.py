@@ -138,9 +138,12 @@ def _hours(value: float) -> str:
     return f"{value:.2f}" if value >= 0.01 or value == 0 else f"{value:.2g}"
 
 
-def format_cost(upper: Cost, allocation: float | None = None, expected: Cost | None = None) -> str:
+def format_cost(
+    upper: Cost, allocation: float | None = None, expected: Cost | None = None, *, indices: int | None = None
+) -> str:
     """The `submit` line: `cost: 30 tasks, 89.99 CPU-hours at the requested limits (at most); ...`."""
-    parts = [f"cost: {upper.tasks} task(s), {_hours(upper.cpu_hours)} CPU-hours"]
+    what = f"{upper.tasks} task(s)" if indices is None else f"{indices} indices in {upper.tasks} task(s)"
+    parts = [f"cost: {what}, {_hours(upper.cpu_hours)} CPU-hours"]
     if upper.gpu_hours:
         parts.append(f", {_hours(upper.gpu_hours)} GPU-hours")
     parts.append(" at the requested limits (at most)")
@@ -152,6 +155,31 @@ def format_cost(upper: Cost, allocation: float | None = None, expected: Cost | N
     if expected is not None:
         parts.append(f"; expected {_hours(expected.cpu_hours)} CPU-hours from measured run times")
     return "".join(parts)
+
+
+@dataclass(frozen=True)
+class CostSummary:
+    """What a submit is about to send: the upper bound, the expected cost where run times were measured."""
+
+    upper: Cost
+    indices: int
+    expected: Cost | None = None
+    allocation: float | None = None
+    confirm_above: float | None = None
+
+    def text(self) -> str:
+        return format_cost(self.upper, self.allocation, self.expected, indices=self.indices)
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return self.confirm_above is not None and self.upper.cpu_hours > self.confirm_above
+
+    def to_json(self) -> dict[str, Any]:
+        """`submit --json`'s `"cost"`: tasks, cpu_hours, gpu_hours at the requested limits, and more."""
+        out = {**self.upper.to_json(self.allocation), "indices": self.indices}
+        out["expected"] = None if self.expected is None else self.expected.to_json(self.allocation)
+        out["confirm_above"] = self.confirm_above
+        return out
 
 
 # -- confirmation ------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TextIO
 
+from orchestrator.breakdown import ByParameter, axis_label
+from orchestrator.cost import CostSummary
 from orchestrator.index_set import IndexSet, union_all
 from orchestrator.planner import ExperimentPlan
 from orchestrator.state import DONE, FAILED, GIVEN_UP, STATES, ExperimentStatus
@@ -166,3 +168,20 @@ class ScanProgress:
         if not self.shown:
             self.out.write("\n")
         self.out.flush()
+
+
+def cost_line(summary: CostSummary) -> str:
+    """`cost: 30 indices in 30 task(s), 89.99 CPU-hours at the requested limits (at most); ...`."""
+    return summary.text()
+
+
+def by_parameter_lines(by: ByParameter) -> Iterator[str]:
+    """The values whose failures stand out (most striking first), then `lr=1.0: 30 failed (...)` per asked axis."""
+    if by.standouts:
+        yield "  failures stand out:"
+        yield from (f"    {standout.text()}" for standout in by.standouts)
+    if by.breakdown is None:
+        return
+    for position in by.positions:
+        yield f"  by {axis_label(by.breakdown.sweep, position)}:"
+        yield from (f"    {line}" for line in by.breakdown.lines(position))

@@ -1,6 +1,6 @@
 """`usage --plot FILE.png`: requested vs used time and memory per index, and failures per parameter value.
 
-matplotlib is an optional extra (`pip install 'orchestrator[plot]'`), imported only here and only
+matplotlib is an optional extra (`pip install 'sweep-orchestrator[plot]'`), imported only here and only
 when a plot is asked for; without it the command says so in one line.
 """
 
@@ -10,8 +10,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from orchestrator.breakdown import Breakdown
+from orchestrator.breakdown import Breakdown, status_breakdown
 from orchestrator.errors import UserError
+from orchestrator.state import ExperimentStatus
 from orchestrator.usage import ExperimentUsage
 
 MAX_BARS = 30  # parameter values shown in the failures panel
@@ -24,7 +25,7 @@ def _pyplot() -> Any:
         matplotlib.use("Agg")  # files only: no display on a login node
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UserError("--plot needs matplotlib: pip install 'orchestrator[plot]'") from None
+        raise UserError("--plot needs matplotlib: pip install 'sweep-orchestrator[plot]'") from None
     return plt
 
 
@@ -80,6 +81,7 @@ def _failures(ax: Any, breakdown: Breakdown | None) -> None:
     ax.barh(ys, [done[i] for i in shown], left=[failed[i] for i in shown], color="tab:green", label="done")
     ax.set_yticks(list(ys), [labels[i] for i in shown], fontsize="small")
     ax.invert_yaxis()
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("indices")
     ax.legend(loc="best", fontsize="small")
 
@@ -103,6 +105,16 @@ def plot_usage(
         row[2].set_title(f"{u.experiment}: states per parameter value", fontsize="medium")
     fig.tight_layout()
     out = Path(path)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    try:
+        fig.savefig(out, dpi=100)
+    except (OSError, ValueError) as e:  # no such directory, not writable, a format matplotlib does not know
+        raise UserError(f"--plot {path}: cannot write it: {e}") from None
+    finally:
+        plt.close(fig)
     return out
+
+
+def plot_experiments(usages: Sequence[ExperimentUsage], statuses: Sequence[ExperimentStatus], path: str | Path) -> Path:
+    """`usage --plot`: the experiments that have finished tasks, with their states per parameter value."""
+    breakdowns = {status.plan.path: status_breakdown(status) for status in statuses}
+    return plot_usage([u for u in usages if u.tasks], path, breakdowns)

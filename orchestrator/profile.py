@@ -63,6 +63,8 @@ _MEMORY_OPTIONS = ("mem", "mem-per-gpu")
 
 _GPUS = re.compile(r"(?:[A-Za-z0-9_.\-]+:)?[1-9][0-9]*")
 
+RIGHT_SIZE_STATISTICS = ("max", "p95")  # usage.STATISTICS
+
 DEFAULT_TIME = "0:59:59"
 DEFAULT_MEMORY = "1G"
 # A unit-less memory below this many MB is refused: nobody runs in 4 MB, but `mem_per_cpu: 4` meant 4G
@@ -128,6 +130,11 @@ class ClusterProfile:
     escalate: bool = False
     time_factor: float = 2.0
     memory_factor: float = 2.0
+    allocation: float | None = None  # core-years per year: the cost line shows the share
+    confirm_above: float | None = None  # CPU-hours: a bigger submit asks first (or needs --yes)
+    right_size: bool = False  # submit with the time and memory that earlier tasks' usage suggests
+    right_size_headroom: float = 1.25  # usage.DEFAULT_HEADROOM
+    right_size_statistic: str = "max"  # or p95
     source: str | None = field(default=None, compare=False)
     hours: InitVar[int | None] = None
     gigs: InitVar[int | None] = None
@@ -165,6 +172,11 @@ class ClusterProfile:
             "escalate": self._bool("escalate"),
             "time_factor": self._factor("time_factor"),
             "memory_factor": self._factor("memory_factor"),
+            "allocation": self._number("allocation", positive=True),
+            "confirm_above": self._number("confirm_above", positive=False),
+            "right_size": self._bool("right_size"),
+            "right_size_headroom": self._factor("right_size_headroom"),
+            "right_size_statistic": self._choice("right_size_statistic", RIGHT_SIZE_STATISTICS),
         }
         if out["parallel"] > out["indices_per_task"]:
             raise self._error(
@@ -198,6 +210,25 @@ class ClusterProfile:
         if not value >= 1.0 or value == float("inf"):
             raise self._error(f"must be a finite number of at least 1 (a multiplier), not {value}", name)
         return float(value)
+
+    def _number(self, name: str, positive: bool) -> float | None:
+        """An optional finite number, above 0 (`positive`) or at least 0."""
+        value = getattr(self, name)
+        if value is None:
+            return None
+        rule = "a positive number" if positive else "a number of at least 0"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self._error(f"must be {rule} or null, not {_type_name(value)} ({value!r})", name)
+        if not (value > 0 if positive else value >= 0) or value == float("inf"):
+            raise self._error(f"must be {rule}, not {value}", name)
+        return float(value)
+
+    def _choice(self, name: str, choices: tuple[str, ...]) -> str:
+        value = getattr(self, name)
+        if value not in choices:
+            hint = _did_you_mean(value, choices) if isinstance(value, str) else ""
+            raise self._error(f"must be one of {', '.join(choices)}, not {value!r}{hint}", name)
+        return value
 
     def _optional_word(self, name: str, allow_spaces: bool = False) -> str | None:
         value = getattr(self, name)

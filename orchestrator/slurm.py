@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from orchestrator.slurm_formats import AccountingRecord, PartitionLimits, QueuedTask
+from orchestrator.slurm_formats import AccountingRecord, PartitionLimits, QueuedTask, UsageRecord
 
 
 class Slurm(Protocol):
@@ -26,6 +26,10 @@ class Slurm(Protocol):
 
     def sacct(self, job_ids: Sequence[str]) -> list[AccountingRecord] | None:
         """Accounting records of these array jobs; None when there is no accounting."""
+        ...
+
+    def sacct_usage(self, job_ids: Sequence[str]) -> list[UsageRecord] | None:
+        """What each task (and step) of these jobs used against its request; None when there is no accounting."""
         ...
 
     def jobs_named(self, names: Sequence[str], since: str) -> dict[str, str]:
@@ -71,6 +75,9 @@ class QueueSnapshot:
 
     def sacct(self, job_ids: Sequence[str]) -> list[AccountingRecord] | None:
         return self.slurm.sacct(job_ids)
+
+    def sacct_usage(self, job_ids: Sequence[str]) -> list[UsageRecord] | None:
+        return self.slurm.sacct_usage(job_ids)
 
     def jobs_named(self, names: Sequence[str], since: str) -> dict[str, str]:
         return self.slurm.jobs_named(names, since)

@@ -125,8 +125,8 @@ def read_history(plan: ExperimentPlan, records: Sequence[SubmissionRecord], done
         translate = None
         if record.experiment_hash != plan.file.content_hash:
             history.edited_since.append(record.tag)
-            identities = identities if identities is not None else _identities(plan)
-            translate = _translator(record, identities)
+            identities = identities if identities is not None else identities_of(plan)
+            translate = translator(record, identities)
         counts = record.status in SubmissionState.ATTEMPTED
         cancelled = set(record.cancelled_tasks)
         for task_id, task in enumerate(record.tasks):
@@ -140,12 +140,12 @@ def read_history(plan: ExperimentPlan, records: Sequence[SubmissionRecord], done
     return history
 
 
-def _identities(plan: ExperimentPlan) -> dict[tuple[str, int], int]:
+def identities_of(plan: ExperimentPlan) -> dict[tuple[str, int], int]:
     sweep = plan.sweep
     return {(sweep.params_json(i), sweep.run(i)): i for i in range(plan.total)}
 
 
-def _translator(
+def translator(
     record: SubmissionRecord, identity_to_index: Mapping[tuple[str, int], int]
 ) -> Callable[[int], int | None]:
     try:

@@ -11,16 +11,18 @@ and goes through the `Executor` interface, whichever executor it is.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import EnvironmentFailure, SlurmError
+from orchestrator.cost import ArrayRequest, Cost, CostSummary, Decision, cost, decide, expected_cost, refusal
+from orchestrator.errors import EnvironmentFailure, SlurmError, UserError
 from orchestrator.executors import Executor, Job, Outcome
 from orchestrator.index_set import IndexSet, union_all
 from orchestrator.ledger import Ledger, SubmissionRecord, SubmissionState
@@ -32,6 +34,7 @@ from orchestrator.run_dir import Snapshot
 from orchestrator.slurm import Slurm, jobs_by_tag
 from orchestrator.slurm_formats import PartitionLimits, format_memory, format_time, parse_memory, parse_time
 from orchestrator.state import FAILED, GIVEN_UP, MISSING, ExperimentStatus, gather
+from orchestrator.usage import ExperimentUsage, Sizing, Suggestion, collect
 from orchestrator.util import fault_point, git_state, now, pid_alive
 
 # -- pure steps --------------------------------------------------------------------------------
@@ -186,6 +189,7 @@ class SubmitReport:
     submissions: list[Submission] = field(default_factory=list)
     outcomes: list[ExperimentOutcome] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    cost: CostSummary | None = None  # of what it sends (or would send), known before the first array goes out
 
     def outcome(self, experiment: str) -> ExperimentOutcome:
         return next(o for o in self.outcomes if o.experiment == experiment)
@@ -206,6 +210,7 @@ class SubmitReport:
                 for o in self.outcomes
             ],
             "notes": self.notes,
+            "cost": (self.cost or CostSummary(Cost(), 0)).to_json(),
         }
 
 
@@ -234,6 +239,8 @@ class SubmitOptions:
     dry_run: bool = False
     escalate: bool | None = None  # None: as the profile says
     retry_given_up: bool = False
+    yes: bool = False  # submit above the profile's confirm_above without asking
+    right_size: bool | None = None  # None: as the profile says
 
 
 @dataclass(frozen=True)
@@ -259,6 +266,8 @@ class Submitter:
         slurm: Slurm | None,
         find_done: FindDone,
         options: SubmitOptions | None = None,
+        confirm: Callable[[str], bool] | None = None,
+        announce: Callable[[CostSummary], None] | None = None,
     ) -> None:
         self.ledger = ledger
         self.profile = profile
@@ -270,6 +279,10 @@ class Submitter:
         self._git: dict[str, Any] | None = None  # git_state: two git runs, once per submit, not per array
         self._profiles: dict[Resources, ClusterProfile] = {}
         self._log_bases: dict[str, str] = {}
+        self.confirm = confirm  # asks a person (yes/no); None: nobody can answer (no terminal)
+        self.announce = announce  # says the cost before the first array goes out
+        self._usage: dict[str, ExperimentUsage] = {}  # earlier tasks' usage, by experiment path
+        self._bases: dict[str, Resources] = {}  # right-sized requests, by experiment path
 
     def check(self, plans: Sequence[ExperimentPlan]) -> None:
         """Find bad input before anything is written or submitted: render each experiment's script once.
@@ -291,11 +304,13 @@ class Submitter:
             statuses = gather(plans, self.ledger, self.slurm, self.find_done, self.profile.max_attempts)
             report.notes.extend(dict.fromkeys(self.ledger.problems))
             report.notes.extend(dict.fromkeys(n for s in statuses if s.results for n in s.results.notes))  # unknown
+            self._measure(plans, report)
             # the limits (scontrol, sacctmgr, squeue for the free capacity) too: nothing has gone out yet
             arrays = self._plan_arrays(statuses, report)
         except SlurmError as e:
             # without the queue we cannot tell pending from missing: guessing could double-submit
             raise SubmitFailed(f"cannot read Slurm's state ({e}); nothing was submitted", report) from e
+        self._check_cost(arrays, report)
         for position, array in enumerate(arrays):
             try:
                 self._submit_array(array, report)
@@ -364,7 +379,8 @@ class Submitter:
             outcome.unknown = status.sets["unknown"]
             report.outcomes.append(outcome)
             left = []
-            for resources, indices in resource_groups(status, chosen, base, escalation):
+            experiment_base = self._bases.get(status.plan.path, base)
+            for resources, indices in resource_groups(status, chosen, experiment_base, escalation):
                 arrays = split_arrays(indices, profile.indices_per_task, max_tasks)
                 arrays, rest = fit_capacity(arrays, profile.indices_per_task, capacity)
                 if capacity is not None:
@@ -373,6 +389,54 @@ class Submitter:
                 planned.extend(ArrayPlan(status.plan, resources, a, profile.indices_per_task) for a in arrays)
             outcome.not_yet_submitted = union_all(left)
         return planned
+
+    # -- cost, confirmation and right-sizing ------------------------------------------------------
+
+    def _measure(self, plans: Sequence[ExperimentPlan], report: SubmitReport) -> None:
+        """Earlier tasks' usage, from one batched sacct: the expected cost, and right-sized requests."""
+        right_size = self.profile.right_size if self.options.right_size is None else self.options.right_size
+        sizing = Sizing(self.profile.right_size_headroom, self.profile.right_size_statistic)
+        try:
+            usages = collect(plans, self.ledger, self.slurm, sizing, read_logs=False)
+        except EnvironmentFailure as e:
+            if right_size:
+                report.notes.append(f"right-size: no usage to size from ({e}); the profile's time and memory are used")
+            return
+        self._usage = {u.experiment: u for u in usages}
+        if not right_size:
+            return
+        limits = self.executor.partition_limits(self.profile.partition)
+        base = Resources(self.profile.time, self.profile.mem_per_cpu)
+        for usage in usages:
+            if usage.suggestion.time is None and usage.suggestion.mem_per_cpu is None:
+                report.notes.append(f"right-size: {usage.experiment}: nothing measured yet; as the profile asks")
+                continue
+            sized = right_sized(base, usage.suggestion, limits, self.profile.cpus_per_task)
+            self._bases[usage.experiment] = sized
+            report.notes.append(right_size_note(usage, base, sized))
+
+    def _check_cost(self, arrays: Sequence[ArrayPlan], report: SubmitReport) -> None:
+        """The cost of what goes out, before the first array: above `confirm_above`, a person confirms it
+        (or `--yes`); without anyone to ask, nothing is sent (UserError, exit 2)."""
+        measured = {path: s for path, u in self._usage.items() if (s := u.index_share_seconds) is not None}
+        summary = planned_cost(arrays, self.profile, measured)
+        report.cost = summary
+        if not arrays:
+            return
+        if self.options.dry_run:
+            if summary.needs_confirmation:
+                report.notes.append(f"above confirm_above ({summary.confirm_above:g} CPU-hours): a submit asks first")
+        else:
+            cpu_hours, limit = summary.upper.cpu_hours, self.profile.confirm_above
+            decision = decide(cpu_hours, limit, yes=self.options.yes, interactive=self.confirm is not None)
+            if decision is Decision.REFUSE and limit is not None:
+                raise refusal(cpu_hours, limit)
+            if decision is Decision.ASK and self.confirm is not None:
+                question = f"{summary.text()}; above confirm_above ({limit:g} CPU-hours). Submit?"
+                if not self.confirm(question):
+                    raise UserError("not confirmed; nothing was submitted")
+        if self.announce is not None:
+            self.announce(summary)
 
     # -- one array -------------------------------------------------------------------------------
 
@@ -570,3 +634,58 @@ def _so_far(report: SubmitReport, problem: str) -> str:
         return f"{problem}; nothing was submitted"
     parts = [f"{s.experiment} job {s.job_id} indices {s.indices.text()}" for s in done]
     return f"{problem}; submitted before that: {'; '.join(parts)}"
+
+
+# -- cost and right-sizing (pure) ------------------------------------------------------------------
+
+
+def _task_sizes(array: ArrayPlan) -> Iterator[int]:
+    full, rest = divmod(len(array.indices), array.per_task)
+    return itertools.chain(itertools.repeat(array.per_task, full), [rest] if rest else [])
+
+
+def planned_cost(
+    arrays: Sequence[ArrayPlan], profile: ClusterProfile, index_seconds: Mapping[str, float] | None = None
+) -> CostSummary:
+    """What these arrays cost at their time limits (the upper bound), and, where earlier tasks of an
+    experiment ran (`index_seconds`: its measured seconds per index of a task), what they should cost."""
+    measured = index_seconds or {}
+    upper = expected = Cost()
+    for array in arrays:
+        resources = array.resources
+        request = ArrayRequest.of(
+            array.num_tasks, resources.time, resources.mem_per_cpu, profile.cpus_per_task, profile.gpus
+        )
+        bound = cost([request])
+        upper += bound
+        seconds = measured.get(array.plan.path)
+        # parallel 1: the measured share already holds the tasks' parallelism, as they are sized alike
+        expected += bound if seconds is None else expected_cost(request, _task_sizes(array), seconds)
+    known = any(a.plan.path in measured for a in arrays)
+    indices = sum(len(a.indices) for a in arrays)
+    return CostSummary(upper, indices, expected if known else None, profile.allocation, profile.confirm_above)
+
+
+def right_sized(
+    base: Resources, suggestion: Suggestion, limits: PartitionLimits | None, cpus_per_task: int
+) -> Resources:
+    """The suggested time and memory per CPU where measured (else the base), capped by the partition's limits."""
+    time, memory = base.time, base.mem_per_cpu
+    if suggestion.time_seconds is not None:
+        caps = [] if limits is None or limits.max_time_seconds is None else [limits.max_time_seconds]
+        time = format_time(min([suggestion.time_seconds, *caps]))
+    if suggestion.mem_per_cpu_mb is not None:
+        caps = []
+        if limits is not None and limits.max_mem_per_cpu_mb is not None:
+            caps.append(limits.max_mem_per_cpu_mb)
+        if limits is not None and limits.max_mem_per_node_mb is not None:
+            caps.append(limits.max_mem_per_node_mb // max(1, cpus_per_task))
+        memory = format_memory(min([suggestion.mem_per_cpu_mb, *caps]))
+    return Resources(time, memory)
+
+
+def right_size_note(usage: ExperimentUsage, base: Resources, sized: Resources) -> str:
+    """`right-size: exp: time 0:07:00 -> 0:01:00, mem/cpu 4000M -> 512M (from 4 completed tasks)`."""
+    change = f"time {base.time} -> {sized.time}, mem/cpu {base.mem_per_cpu} -> {sized.mem_per_cpu}"
+    notes = "".join(f"; {note}" for note in usage.suggestion.notes)
+    return f"right-size: {usage.experiment}: {change} (from {len(usage.completed)} completed task(s){notes})"

@@ -27,8 +27,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from orchestrator.errors import UserError
+from orchestrator.errors import EnvironmentFailure, UserError
+from orchestrator.ledger import Ledger, SubmissionRecord
+from orchestrator.planner import ExperimentPlan
+from orchestrator.slurm import Slurm
 from orchestrator.slurm_formats import UsageRecord, format_memory, format_time
+from orchestrator.state import identities_of, translator
 from orchestrator.sweep import Sweep
 
 # sacct states of a task that has ended (others: PENDING, RUNNING, REQUEUED, SUSPENDED, ...)
@@ -295,6 +299,13 @@ class ExperimentUsage:
         seconds = self.index_seconds.values()
         return statistics.fmean(seconds) if seconds else None
 
+    @property
+    def index_share_seconds(self) -> float | None:
+        """A completed task's Elapsed over its number of indices, on average: the expected cost of the
+        next submission without reading logs (exact when its tasks are as big as before)."""
+        shares = [t.elapsed_seconds / len(ix) for t in self.completed if (ix := self.task_indices.get(t.key))]
+        return statistics.fmean(shares) if shares else None
+
     def to_json(self) -> dict[str, Any]:
         def dist(what: str, digits: int = 1) -> dict[str, float] | None:
             d = self.distribution(what)
@@ -511,6 +522,90 @@ def experiment_usage(
         headroom=headroom,
         statistic=statistic,
     )
+
+
+# -- per command: the ledger, today's indices and one batched sacct ---------------------------------
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """How a suggestion is made: the profile's `right_size_headroom` and `right_size_statistic`."""
+
+    headroom: float = DEFAULT_HEADROOM
+    statistic: str = "max"
+
+
+def slurm_submissions(plan: ExperimentPlan, ledger: Ledger) -> list[SubmissionRecord]:
+    """The experiment's records that reached Slurm (a job id): the ones accounting knows."""
+    return [r for r in ledger.records(ledger.experiment_key(plan.path)) if r.executor == "slurm" and r.job_id]
+
+
+def todays_tasks(
+    plan: ExperimentPlan, records: Sequence[SubmissionRecord], read_logs: bool = True
+) -> tuple[dict[tuple[str, int | None], list[int]], dict[int, float]]:
+    """(array job id, task id) -> today's indices, and the bundles' per-index seconds from their logs.
+
+    A record made from an older version of the file has its indices matched to today's by
+    (params, run), as `status` does; an index the file no longer has is dropped (its task still counts).
+    """
+    tasks: dict[tuple[str, int | None], list[int]] = {}
+    seconds: dict[int, float] = {}
+    identities: dict[tuple[str, int], int] | None = None
+    for record in records:
+        translate: Any = None
+        if record.experiment_hash != plan.file.content_hash:
+            identities = identities if identities is not None else identities_of(plan)
+            translate = translator(record, identities)
+        logs = index_seconds_from_logs(bundle_logs([record])) if read_logs else {}
+        for task_id, recorded in enumerate(record.tasks):
+            tasks[(str(record.job_id), task_id)] = _today(recorded, translate)
+        for recorded, value in logs.items():
+            seconds.update((index, value) for index in _today([recorded], translate))
+    return tasks, seconds
+
+
+def _today(recorded: Sequence[int], translate: Any) -> list[int]:
+    if translate is None:
+        return list(recorded)
+    return [i for i in map(translate, recorded) if i is not None]
+
+
+def collect(
+    plans: Sequence[ExperimentPlan],
+    ledger: Ledger,
+    slurm: Slurm | None,
+    sizing: Sizing = Sizing(),
+    read_logs: bool = True,
+) -> list[ExperimentUsage]:
+    """Each experiment's usage, from ONE batched sacct over every experiment's Slurm jobs.
+
+    EnvironmentFailure (exit 1) when the ledger holds Slurm jobs and there is no Slurm or no
+    accounting to ask; experiments never sent to Slurm have no tasks (and no sacct is run for them).
+    `read_logs`: per-index run times of bundled tasks from their logs (one file per index).
+    """
+    found = [(plan, *todays_tasks(plan, slurm_submissions(plan, ledger), read_logs)) for plan in plans]
+    job_ids = sorted({job for _, tasks, _ in found for job, _ in tasks}, key=int)
+    records: list[UsageRecord] = []
+    if job_ids:
+        if slurm is None:
+            raise EnvironmentFailure("the ledger holds Slurm jobs but Slurm is not available here (no sacct)")
+        answer = slurm.sacct_usage(job_ids)
+        if answer is None:
+            raise EnvironmentFailure(f"no Slurm accounting to read usage from: {slurm.accounting_problem or 'unknown'}")
+        records = answer
+    finished = task_usage(records)
+    return [
+        summarize(
+            plan.path,
+            finished,
+            tasks,
+            sweep=plan.sweep,
+            log_seconds=seconds,
+            headroom=sizing.headroom,
+            statistic=sizing.statistic,
+        )
+        for plan, tasks, seconds in found
+    ]
 
 
 def usage_json(usages: Iterable[ExperimentUsage]) -> dict[str, Any]:

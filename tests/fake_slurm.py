@@ -12,7 +12,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from orchestrator.errors import SlurmError
-from orchestrator.slurm_formats import AccountingRecord, PartitionLimits, QueuedTask, parse_sacct, parse_squeue
+from orchestrator.slurm_formats import (
+    AccountingRecord,
+    PartitionLimits,
+    QueuedTask,
+    UsageRecord,
+    parse_sacct,
+    parse_sacct_usage,
+    parse_squeue,
+)
 
 
 class FakeSlurm:
@@ -26,6 +34,7 @@ class FakeSlurm:
         max_submit: int | None = None,
         partition: PartitionLimits | None = None,
         sbatch_error: SlurmError | None = None,
+        usage: str | None = "",
     ) -> None:
         self.squeue_text = squeue
         self.sacct_text = sacct
@@ -35,6 +44,8 @@ class FakeSlurm:
         self.max_submit = max_submit
         self.partition = partition
         self.sbatch_error = sbatch_error
+        self.usage_text = usage  # `sacct -P -n -o USAGE_FIELDS` text; None: no accounting
+        self.usage_calls: list[list[str]] = []
         self.accounting_problem: str | None = None
         self.calls: Counter[str] = Counter()
         self.sacct_calls: list[list[str]] = []
@@ -60,6 +71,17 @@ class FakeSlurm:
             return None
         self.accounting_problem = None
         return parse_sacct(self.sacct_text)
+
+    def sacct_usage(self, job_ids: Sequence[str]) -> list[UsageRecord] | None:
+        """The lines of `usage` whose job is among `job_ids`, as `sacct -j` selects them."""
+        self.calls["sacct_usage"] += 1
+        self.usage_calls.append(list(job_ids))
+        if self.usage_text is None:
+            self.accounting_problem = self.problem
+            return None
+        self.accounting_problem = None
+        wanted = set(job_ids)
+        return [r for r in parse_sacct_usage(self.usage_text) if r.array_job_id in wanted]
 
     def jobs_named(self, names: Sequence[str], since: str) -> dict[str, str]:
         self.calls["sacct"] += 1

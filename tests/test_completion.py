@@ -152,16 +152,16 @@ def test_hidden_flags_stay_hidden(tmp_path, project):
 def test_a_command_added_to_the_parser_is_completed(tmp_path, project):
     parser = build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    usage = subparsers.add_parser("usage", help="how much was used")
-    usage.add_argument("--since", metavar="DATE")
-    usage.add_argument("--format", choices=("table", "csv"))
-    usage.add_argument("experiments", nargs="*", metavar="EXPERIMENT")
+    report = subparsers.add_parser("report", help="how much was used")
+    report.add_argument("--since", metavar="DATE")
+    report.add_argument("--format", choices=("table", "csv"))
+    report.add_argument("experiments", nargs="*", metavar="EXPERIMENT")
     script = tmp_path / "c.bash"
     script.write_text(completion_script("bash", parser))
-    assert "usage" in bash_complete(script, project, "")
-    assert bash_complete(script, project, "usage", "--") == ["--help", "--since", "--format"]
-    assert bash_complete(script, project, "usage", "--format", "") == ["table", "csv"]
-    assert bash_complete(script, project, "usage", "--since", "2024", "") == EXPERIMENTS
+    assert "report" in bash_complete(script, project, "")
+    assert bash_complete(script, project, "report", "--") == ["--help", "--since", "--format"]
+    assert bash_complete(script, project, "report", "--format", "") == ["table", "csv"]
+    assert bash_complete(script, project, "report", "--since", "2024", "") == EXPERIMENTS
 
 
 def test_choices(scripts, project):
@@ -272,7 +272,7 @@ def test_zsh_script_parses(scripts):
 @pytest.mark.parametrize(
     ("line", "cwd", "expected"),
     [
-        ("orchestrator ", ".", ["plan", "submit", "status", "cancel", "logs", "completion"]),
+        ("orchestrator ", ".", ["plan", "submit", "status", "usage", "cancel", "logs", "completion"]),
         ("orchestrator submit --ex", ".", ["--executor"]),
         ("orchestrator submit --executor ", ".", ["auto", "slurm", "local"]),
         ("orchestrator submit ", ".", EXPERIMENTS),

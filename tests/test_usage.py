@@ -497,7 +497,7 @@ def test_plot_without_matplotlib_is_one_line(monkeypatch: pytest.MonkeyPatch, tm
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
     u = summarize("hog.json", recorded("sacct_usage_freq30.txt"), TASKS_269)
-    with pytest.raises(UserError, match=r"^--plot needs matplotlib: pip install 'orchestrator\[plot\]'$"):
+    with pytest.raises(UserError, match=r"^--plot needs matplotlib: pip install 'sweep-orchestrator\[plot\]'$"):
         plot_usage([u], tmp_path / "u.png")
     assert not (tmp_path / "u.png").exists()
 
