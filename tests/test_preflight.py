@@ -17,7 +17,7 @@ import pytest
 
 from orchestrator.config import load_config
 from orchestrator.planner import ExperimentPlan, plan_experiment
-from orchestrator.preflight import Problem, command_words, preflight, script_argument, setup_effect
+from orchestrator.preflight import Problem, SetupEffect, command_words, preflight, script_argument, setup_effect
 from orchestrator.profile import ClusterProfile, load_profile
 
 PYTHON_DIR = os.path.dirname(sys.executable)  # a PATH on which `python` exists
@@ -371,3 +371,13 @@ def test_every_problem_of_every_experiment_is_listed(project):
     problems = check(project, None, "experiments/X/dqn.json", other)
     assert kinds(problems) == ["command", "save_path"]
     assert "src/main.py" in problems[0].message and "experiments/Y/b.json index 0" in problems[1].message
+
+
+@pytest.mark.parametrize("command", ["exit 3", "sleep 1; exit {index}", "echo {experiment} {index}", "[[ -n x ]]"])
+def test_shell_builtins_and_keywords_are_not_looked_up_on_path(tmp_path: Path, command: str) -> None:
+    """`command: exit 3` runs in the task's bash: a builtin is never 'not on PATH'."""
+    from orchestrator.preflight import check_command as check_program
+
+    profile = ClusterProfile(command=command)
+    problems = check_program(profile, "experiments/x.json", tmp_path, SetupEffect(), search_path="")
+    assert [p for p in problems if "not on PATH" in p.message and "sleep" not in p.message] == []
