@@ -107,6 +107,17 @@ class ResultScanner:
         if len(self._listed) > _LISTINGS_KEPT:
             self._listed.popitem(last=False)
 
+    def names(self, directory: str) -> frozenset[str]:
+        """A directory that answers for one permutation's runs, listed once and not kept."""
+        self.listings += 1
+        try:
+            return frozenset(os.listdir(os.path.join(self.root, directory)))
+        except OSError:
+            return frozenset()
+
+    def exists(self, path: str) -> bool:
+        return self._exists(path)
+
     def _exists(self, path: str) -> bool:
         self.stats += 1
         try:
@@ -183,7 +194,16 @@ def _mark_by_permutation(
     permutations, runs = plan.num_permutations, range(plan.runs)
     names = [str(run) for run in runs]
     for p, params in _reported(plan.params_strings(), plan, progress):
-        if params in listing or not _plain_name(params):
+        if params in listing and _plain_name(params):
+            # the permutation's directory exists: one stat for one run, one listing for several
+            directory = os.path.join(base, params)
+            if len(names) == 1:
+                flags[p] = scanner.exists(os.path.join(directory, names[0]))
+                continue
+            present = scanner.names(directory)
+            for run in runs:
+                flags[p + run * permutations] = names[run] in present
+        elif not _plain_name(params):
             entries = [(p + run * permutations, names[run]) for run in runs]
             scanner.mark([(os.path.join(base, params), entries)], flags)
 
