@@ -13,6 +13,7 @@ in memory: the cost is the listings in use, not the sweep's size.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -186,26 +187,55 @@ def _reported(items: Iterable[T], plan: PlanPaths, progress: Progress | None) ->
 def _mark_by_permutation(
     plan: PlanPaths, scanner: ResultScanner, base: str, flags: bytearray, progress: Progress | None
 ) -> None:
-    """`base/<params>/<run>`: one listing of `base` answers, for every permutation without results,
-    without rendering a path; the others are asked as usual."""
-    listing = scanner.listing(base)
-    if not listing:
-        return
-    permutations, runs = plan.num_permutations, range(plan.runs)
-    names = [str(run) for run in runs]
-    for p, params in _reported(plan.params_strings(), plan, progress):
-        if params in listing and _plain_name(params):
-            # the permutation's directory exists: one stat for one run, one listing for several
-            directory = os.path.join(base, params)
-            if len(names) == 1:
-                flags[p] = scanner.exists(os.path.join(directory, names[0]))
-                continue
-            present = scanner.names(directory)
-            for run in runs:
-                flags[p + run * permutations] = names[run] in present
-        elif not _plain_name(params):
-            entries = [(p + run * permutations, names[run]) for run in runs]
+    """`base/<params>/<run>`: per permutation, a stat for one run or a listing for several.
+
+    One listing of `base` first answers, for every permutation without results, without a call;
+    with one run per permutation it is skipped when the first permutations mostly have results
+    (then it would only add calls: a stat per index answers everything).
+    """
+    permutations, names = plan.num_permutations, [str(run) for run in range(plan.runs)]
+    prefix = os.path.join(scanner.root, base, "")
+    strings = _reported(plan.params_strings(), plan, progress)
+    sampled = _sample(plan, scanner, prefix, names[0], flags) if len(names) == 1 else 0
+    skip_listing = 2 * sum(flags[:sampled]) > sampled  # the sampled ones mostly have results: stat them all
+    listing = frozenset() if skip_listing else scanner.listing(base)
+    if not listing and not skip_listing:
+        return  # base is missing or empty: no permutation has a result
+    for p, params in strings:
+        if p < sampled:
+            continue
+        if not _plain_name(params):
+            entries = [(p + run * permutations, names[run]) for run in range(len(names))]
             scanner.mark([(os.path.join(base, params), entries)], flags)
+        elif not skip_listing and params not in listing:
+            continue
+        elif len(names) == 1:
+            scanner.stats += 1
+            flags[p] = _exists(f"{prefix}{params}/{names[0]}")
+        else:
+            present = scanner.names(os.path.join(base, params))
+            for run, name in enumerate(names):
+                flags[p + run * permutations] = name in present
+
+
+def _sample(plan: PlanPaths, scanner: ResultScanner, prefix: str, name: str, flags: bytearray, size: int = 32) -> int:
+    """Stat the first permutations' results (one run each), marking them; how many were sampled."""
+    sampled = 0
+    for params in itertools.islice(plan.params_strings(), size):
+        if not _plain_name(params):
+            break
+        scanner.stats += 1
+        flags[sampled] = _exists(f"{prefix}{params}/{name}")
+        sampled += 1
+    return sampled
+
+
+def _exists(path: str) -> bool:
+    try:
+        os.stat(path)
+    except OSError:
+        return False
+    return True
 
 
 def _plain_name(params: str) -> bool:
