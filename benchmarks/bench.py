@@ -1,10 +1,11 @@
-"""Every benchmark (issues 7 and 11) in one run, ours beside PyExpUtils 8.1.2; prints one table.
+"""Every benchmark (issues 7, 10 and 11) in one run, ours beside PyExpUtils 8.1.2; prints one table.
 
 Run it through `benchmarks/run` (which makes the benchmark environment); see benchmarks/README.md.
 
     bench.py                 full sizes; writes benchmarks/results.json, docs/PERFORMANCE.md, docs/performance.png
     bench.py --smoke         tiny sizes, no plot, no docs (CI); Slurm parts skipped when Slurm is absent
-    bench.py --only scan     some benchmarks only: planning, jsonl, scan, submit, status, scale (never writes docs)
+    bench.py --only scan     some benchmarks only: planning, jsonl, scan, resultsdb, submit, status, scale
+                             (never writes docs)
     bench.py --max-indices 1000000   skip every size above 1e6 (never writes docs)
 """
 
@@ -26,11 +27,12 @@ from typing import Any
 
 import local_bench
 import report
+import results_db_bench
 import scale_bench
 import slurm_bench
 from common import REPO, fmt_seconds
 
-SECTIONS = ("planning", "jsonl", "scan", "submit", "status", "scale")
+SECTIONS = ("planning", "jsonl", "scan", "resultsdb", "submit", "status", "scale")
 
 FULL = {
     "planning": [10**4, 10**5, 10**6],
@@ -40,6 +42,11 @@ FULL = {
     "jsonl": [10**5, 10**6, 10**7],
     "scan": [10**3, 10**4, 10**5],
     "fractions": [0.0, 0.5, 1.0],
+    "scan_runs": [10, 1],  # runs per result directory: 10 (a listing answers for 10 paths) and 1 (a stat each)
+    # issue 10: a PyExpUtils results.db, ours vs detectMissingIndices (see results_db_bench.py)
+    "resultsdb": [10**3, 10**4, 10**5],
+    "resultsdb_runs": 100,  # runs per setting at those sizes; the issue's target is 1e5 = 1,000 x 100
+    "resultsdb_shapes": [(10**5, 100), (10**5, 10**4)],  # other (indices, settings): fewer and more settings
     "submit": [10**3, 10**4, 10**5],
     "submit_extra": [(10**5, 1000)],  # the fewest-sbatch bundling the issue suggests
     "ref_calls": 10,
@@ -65,9 +72,13 @@ SMOKE = {
     "jsonl": [10**3, 10**4, 10**5],
     "scan": [10**2, 10**3],
     "fractions": [0.0, 0.5, 1.0],
+    "scan_runs": [10, 1],
+    "resultsdb": [10**3, 10**4],
+    "resultsdb_runs": 100,
+    "resultsdb_shapes": [],
     "submit": [10**2, 10**3],
     "submit_extra": [],
-    "ref_calls": 2,
+    "ref_calls": 1,  # each reference call sleeps 2 s, as the template does
     "status": [10**2, 10**3],
     "naive_sample": 3,
     "scale": [10**3, 10**4],
@@ -81,7 +92,8 @@ SMOKE = {
     "scale_memory_gb": 4,
     "scale_timeout": 120,
 }
-SIZED = ("planning", "jsonl", "scan", "submit", "status", "scale")  # lists of sizes that --max-indices cuts
+# lists of sizes that --max-indices cuts
+SIZED = ("planning", "jsonl", "scan", "resultsdb", "submit", "status", "scale")
 PER_TASK = 256  # the PyExpUtils template's bundle: the same work per Slurm task for both
 
 
@@ -169,6 +181,7 @@ def main() -> int:
     sizes = dict(SMOKE if args.smoke else FULL)
     if args.max_indices:
         sizes.update({key: [n for n in sizes[key] if n <= args.max_indices] for key in SIZED})
+        sizes["resultsdb_shapes"] = [s for s in sizes["resultsdb_shapes"] if s[0] <= args.max_indices]
     write_docs = not args.smoke and not args.no_docs and only == set(SECTIONS) and not args.max_indices
     output = (
         Path(args.output)
@@ -214,10 +227,23 @@ def main() -> int:
         section(
             "scan",
             "completeness scan: directory listings vs a stat per index",
-            lambda: local_bench.completeness(work, sizes["scan"], sizes["fractions"], sizes["repeat"]),
+            lambda: local_bench.completeness(
+                work, sizes["scan"], sizes["fractions"], sizes["repeat"], sizes["scan_runs"]
+            ),
         )
         if shutil.which("strace") is None and "scan" in only:
             results["skipped"].append("metadata syscall counts: strace is not installed (Python-level counts only)")
+        section(
+            "resultsdb",
+            "results.db: which indices are done, ours vs PyExpUtils detectMissingIndices (issue 10)",
+            lambda: results_db_bench.section(
+                work,
+                sizes["resultsdb"],
+                sizes["resultsdb_runs"],
+                sizes["resultsdb_shapes"],
+                sizes["repeat"],
+            ),
+        )
         slurm_ok, why = slurm_bench.available()
         wanted = only & {"submit", "status"}
         if wanted and not slurm_ok:

@@ -5,7 +5,7 @@ setup first and brackets the measured part with two marker `stat` calls that str
 
     probes.py plan-ours --repeat R --random-limit L
     probes.py plan-ref --limit L [--verify K]
-    probes.py scan --mode ours|stat --repeat R
+    probes.py scan --mode ours|stat|ours,stat --runs N --repeat R
     probes.py missing-exists --runs R
     probes.py missing-ref --runs R --limit L
     probes.py ref-submit --calls K --per-job 256 --name NAME --account A --ids-file F --log-dir D
@@ -109,16 +109,21 @@ def cmd_plan_ref(args: argparse.Namespace) -> dict:
 
 
 def cmd_scan(args: argparse.Namespace) -> dict:
+    """Each mode in turn (`ours`, `stat` or both), each with a fresh plan and its own pair of markers."""
+    return {mode: _scan_one(mode, args.runs, args.repeat) for mode in args.mode.split(",")}
+
+
+def _scan_one(mode: str, runs: int, repeat: int) -> dict:
     from orchestrator.completeness import ResultScanner, present_results
 
-    plan = project_plan(Path("."))
+    plan = project_plan(Path("."), runs)
     listings = stats = 0
 
     def ours():
-        nonlocal listings
+        nonlocal listings, stats
         scanner = ResultScanner(".", plan.save_path_prefix())
         present = present_results(plan, ".", None, scanner)
-        listings = scanner.listings
+        listings, stats = scanner.listings, scanner.stats
         return len(present)
 
     def stat_each():
@@ -128,11 +133,11 @@ def cmd_scan(args: argparse.Namespace) -> dict:
         stats = plan.total
         return len(present)
 
-    mark(MARK_BEGIN)
-    seconds, present = timed_best(args.repeat, ours if args.mode == "ours" else stat_each)
-    mark(MARK_END)
+    mark(f"{MARK_BEGIN}-{mode}")
+    seconds, present = timed_best(repeat, ours if mode == "ours" else stat_each)
+    mark(f"{MARK_END}-{mode}")
     return {
-        "mode": args.mode,
+        "mode": mode,
         "indices": plan.total,
         "present": present,
         "seconds": seconds,
@@ -231,7 +236,8 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=100_000)
     p.add_argument("--verify", type=int, default=0)
     p = commands.add_parser("scan")
-    p.add_argument("--mode", choices=("ours", "stat"), required=True)
+    p.add_argument("--mode", choices=("ours", "stat", "ours,stat", "stat,ours"), required=True)
+    p.add_argument("--runs", type=int, default=RUNS)
     p.add_argument("--repeat", type=int, default=1)
     p = commands.add_parser("missing-exists")
     p.add_argument("--runs", type=int, default=RUNS)

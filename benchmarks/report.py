@@ -1,7 +1,7 @@
 """The results as a table (terminal and Markdown), the targets, the plot and docs/PERFORMANCE.md.
 
 Each benchmark's rows, targets, plot panels and method notes live in its `Part` (report_local.py,
-report_slurm.py, report_scale.py); `PARTS` lists them in report order. This module only assembles:
+report_resultsdb.py, report_slurm.py, report_scale.py); `PARTS` lists them in report order. This module only assembles:
 one function per section of the report (text table, Markdown table, targets, machine, plot, ...).
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from common import fmt_seconds
 from report_base import Part, Results, Row, Target, mark, target
 from report_local import JSONL, PLANNING, SCAN
+from report_resultsdb import RESULTSDB
 from report_scale import SCALE
 from report_slurm import STATUS_MANY, STATUS_TARGETS, SUBMISSION
 
@@ -32,7 +33,7 @@ def growth_targets(results: Results) -> list[Target]:
                 continue
             text = f"growth exponent {exponent:.2f}"
             if reference is not None:
-                text += f" (the reference, measured on the same trees: {reference:.2f})"
+                text += f" (the reference, measured on the same inputs: {reference:.2f})"
             why = "" if exponent <= 1.1 else GROWTH_WHY
             out.append(target(7, "6. Scaling", f"{name}: linear or better", text, exponent <= 1.1, why))
     return out
@@ -54,7 +55,7 @@ def growth_method(results: Results) -> list[str]:
 GROWTH = Part("growth", needs=(), targets=growth_targets, method=growth_method)
 
 # The report, in order: add a benchmark by writing its Part and listing it here.
-PARTS: tuple[Part, ...] = (PLANNING, JSONL, SCAN, SUBMISSION, STATUS_MANY, STATUS_TARGETS, SCALE, GROWTH)
+PARTS: tuple[Part, ...] = (PLANNING, JSONL, SCAN, RESULTSDB, SUBMISSION, STATUS_MANY, STATUS_TARGETS, SCALE, GROWTH)
 
 
 def rows(results: Results) -> list[Row]:

@@ -356,7 +356,8 @@ def calls_panel(ax: Any, results: Results) -> tuple[str, str]:
     """Filesystem and Slurm calls of three benchmarks in one panel."""
     scan, sub, st = results.get("scan"), results.get("submit"), results.get("status")
     if scan:
-        half = [r for r in scan["rows"] if r["fraction"] == 0.5 and r["ours"]["syscalls"]]
+        # the 10-runs shape (rows from before the 1-run shape have no "runs")
+        half = [r for r in scan["rows"] if r["fraction"] == 0.5 and r["ours"]["syscalls"] and r.get("runs", 10) == 10]
         if half:
             n = [r["indices"] for r in half]
             series(ax, n, [r["ours"]["syscalls"]["total"] for r in half], OURS_STYLE, "scan 50%: ours, syscalls")

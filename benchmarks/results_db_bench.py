@@ -5,12 +5,16 @@
     python benchmarks/results_db_bench.py --json out.json  also write the figures as JSON
 
 Both answer the same question on the same database file: ours reads the two tables once and
-matches in Python (`PyExpUtilsStore.done`, as `status` does, plus `store_for` recognising the
-file); PyExpUtils runs two queries per setting (find its `config_id`, then its seeds), each a scan
-of a table without an index. The database is written in PyExpUtils' layout (the values in SQL text,
-as its `saveCollector` writes them) with a tenth of the indices missing, and the two answers must
-agree index by index. `detectMissingIndices` writes into the database while it reads, so it runs
-on a copy. Needs PyExpUtils and its runtime dependencies (see tests/test_result_store_pyexputils.py).
+matches in Python (`PyExpUtilsStore.done`, and `result_store.finder` as `status` and `submit` ask:
+the store recognised from the file, then `done`); PyExpUtils runs two queries per setting (find its
+`config_id`, then its seeds), each a scan of a table without an index. The database is written in
+PyExpUtils' layout (the values in SQL text, as its `saveCollector` writes them) with a tenth of the
+indices missing, and the two answers must agree index by index. `detectMissingIndices` writes into
+the database while it reads, so it runs on a copy. Needs PyExpUtils and its runtime dependencies
+(see tests/test_result_store_pyexputils.py); `benchmarks/run` installs them.
+
+`benchmarks/run --only resultsdb` runs it as a part of the report (`section`): each shape in a
+fresh interpreter, the figures read back from `--json`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import random
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from orchestrator.config import load_config  # noqa: E402
 from orchestrator.planner import plan_experiment  # noqa: E402
-from orchestrator.result_store import PyExpUtilsStore, flat_keys, get_path, store_for  # noqa: E402
+from orchestrator.result_store import PyExpUtilsStore, finder, flat_keys, get_path  # noqa: E402
 
 EXPERIMENT = "experiments/bench/dqn.json"
 SAVE_PATH = "results/{name}/{agent}"
@@ -85,16 +90,18 @@ def write_database(database: Path, plan: Any, present: list[int], frames: int) -
     con.close()
 
 
-def time_ours(plan: Any, repeat: int) -> tuple[list[float], list[float], set[int]]:
-    """Seconds per run of PyExpUtilsStore.done alone, and of store_for(auto) + done (what status does)."""
+def time_ours(plan: Any, root: Path, repeat: int) -> tuple[list[float], list[float], set[int]]:
+    """Seconds per run of PyExpUtilsStore.done alone, and of a fresh `finder` (what status and submit ask)."""
     alone, auto, done = [], [], set()
     for _ in range(repeat):
         started = time.perf_counter()
-        done = PyExpUtilsStore(None, 5.0).done(plan).done
+        done = set(PyExpUtilsStore(None, 5.0).done(plan).done)
         alone.append(time.perf_counter() - started)
         started = time.perf_counter()
-        store_for(plan).done(plan)
+        answer = finder(None, str(root))(plan, None)
         auto.append(time.perf_counter() - started)
+        if answer.kind != PyExpUtilsStore.kind or set(answer.done) != done:
+            raise RuntimeError(f"the automatic choice answered {answer.kind} with {len(answer.done)} done")
     return alone, auto, done
 
 
@@ -130,7 +137,7 @@ def measure(indices: int, perms: int, frames: int, repeat: int, workdir: Path) -
     started = time.perf_counter()
     write_database(database, plan, present, frames)
     build = time.perf_counter() - started
-    alone, auto, done = time_ours(plan, repeat)
+    alone, auto, done = time_ours(plan, project, repeat)
     reference_seconds, missing = time_reference(data, runs, database, workdir / "copy")
     agree = set(range(plan.total)) - done == missing
     return {
@@ -145,9 +152,38 @@ def measure(indices: int, perms: int, frames: int, repeat: int, workdir: Path) -
         "ours_status_seconds": statistics.median(auto),
         "pyexputils_seconds": reference_seconds,
         "ratio": reference_seconds / statistics.median(alone),
+        "status_ratio": reference_seconds / statistics.median(auto),
+        "repeat": repeat,
         "missing": len(missing),
         "agree": agree,
     }
+
+
+def section(work: Path, sizes: list[int], runs: int, shapes: list[tuple[int, int]], repeat: int) -> dict[str, Any]:
+    """The report's part: `sizes` indices at `runs` runs per setting, then the extra (indices, settings) shapes.
+
+    Each shape runs in a fresh interpreter (this file), so neither side inherits the other's caches.
+    """
+    wanted = [(n, n // runs, "main") for n in sizes] + [(n, settings, "shape") for n, settings in shapes]
+    rows = []
+    for indices, perms, kind in wanted:
+        out = work / f"resultsdb-{indices}-{perms}.json"
+        argv = [sys.executable, __file__, "--indices", str(indices), "--perms", str(perms), "--repeat", str(repeat)]
+        out.unlink(missing_ok=True)
+        done = subprocess.run([*argv, "--json", str(out)], capture_output=True, text=True, check=False)
+        if not out.exists():  # written before the exit code says whether the answers agree
+            raise RuntimeError(f"results_db_bench {indices}/{perms} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        figures = {**json.loads(out.read_text()), "kind": kind}
+        if not figures["agree"]:
+            raise RuntimeError(f"ours and detectMissingIndices disagree on {indices:,} indices ({perms:,} settings)")
+        rows.append(figures)
+        print(
+            f"  results.db {indices:>9,} ({perms:,} settings x {indices // perms:,} runs): ours"
+            f" {figures['ours_seconds'] * 1000:.1f} ms, as status asks {figures['ours_status_seconds'] * 1000:.1f} ms,"
+            f" detectMissingIndices {figures['pyexputils_seconds'] * 1000:.1f} ms ({figures['ratio']:.0f}x)",
+            flush=True,
+        )
+    return {"rows": rows, "runs": runs, "repeat": repeat}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{figures['result_rows']:,} result rows, {figures['database_bytes'] / 1e6:.1f} MB, "
         f"{figures['missing']:,} missing)\n"
         f"  ours (PyExpUtilsStore.done):            {figures['ours_seconds'] * 1000:10.1f} ms\n"
-        f"  ours as status runs it (store_for+done): {figures['ours_status_seconds'] * 1000:9.1f} ms\n"
+        f"  ours as status asks it (finder):         {figures['ours_status_seconds'] * 1000:9.1f} ms\n"
         f"  PyExpUtils detectMissingIndices:         {figures['pyexputils_seconds'] * 1000:9.1f} ms\n"
         f"  ratio: {figures['ratio']:.0f}x faster; answers agree index by index: {figures['agree']}"
     )
