@@ -151,7 +151,8 @@ def test_status_by_names_the_value_that_always_fails(tmp_path: Path, cluster: Cl
 
 # -- confirm_above: without a terminal, on a terminal (a pty), and --yes ----------------------------
 
-HELD = "hours: 3\nconfirm_above: 50\nsbatch: {hold: true}\n"  # 30 tasks x 10,799 s = 89.99 CPU-hours
+# 30 tasks x 10,799 s = 89.99 CPU-hours; held, so they never run (`true` passes the checks before submitting)
+HELD = "hours: 3\nconfirm_above: 50\nsbatch: {hold: true}\ncommand: true {experiment} {index}\n"
 REFUSED = (
     "orchestrator: error: this submission asks for up to 89.99 CPU-hours, above confirm_above (50); "
     "nothing was submitted: run it on a terminal to confirm, or pass --yes"
