@@ -383,9 +383,9 @@ CASES: list[Bad] = [
         profile('time: "25:61"\n'),
     ),
     Bad(
-        "time-hours-zero",
+        "time-minutes-zero",
         PRO,
-        "time: 0 (integer hours must be >= 1)",
+        "time: 0 (a bare number is minutes, as in Slurm: must be longer than zero)",
         (EXPERIMENT, "--cluster", PROFILE),
         (PROFILE, "time"),
         profile("time: 0\n"),
@@ -393,7 +393,7 @@ CASES: list[Bad] = [
     Bad(
         "time-float",
         PRO,
-        "time: 1.5 (neither hours nor a Slurm time)",
+        "time: 1.5 (neither a Slurm time nor a whole number of minutes)",
         (EXPERIMENT, "--cluster", PROFILE),
         (PROFILE, "time"),
         profile("time: 1.5\n"),
@@ -415,9 +415,9 @@ CASES: list[Bad] = [
         profile('mem_per_cpu: "4 GB"\n'),
     ),
     Bad(
-        "memory-gigs-zero",
+        "memory-megabytes-zero",
         PRO,
-        "mem_per_cpu: 0 (integer GB must be >= 1)",
+        "mem_per_cpu: 0 (a bare number is megabytes, as in Slurm: refused below 64 without a unit)",
         (EXPERIMENT, "--cluster", PROFILE),
         (PROFILE, "mem_per_cpu"),
         profile("mem_per_cpu: 0\n"),
