@@ -106,17 +106,19 @@ def _command(
     return parser
 
 
+def _profile_switch(parser: argparse.ArgumentParser, flag: str, what: str, key: str) -> None:
+    """`--flag/--no-flag`, overriding the profile's `key` (not given: as the profile says)."""
+    parser.add_argument(
+        flag, action=argparse.BooleanOptionalAction, default=None, help=f"{what} (default: the profile's '{key}')"
+    )
+
+
 def _add_submit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--executor", choices=("auto", "slurm", "local"), default=None, help="auto: Slurm where sbatch exists"
     )
     parser.add_argument("--dry-run", action="store_true", help="show the scripts and plan; submit and record nothing")
-    parser.add_argument(
-        "--escalate",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="more time after TIMEOUT, more memory after OUT_OF_MEMORY (default: the profile's 'escalate')",
-    )
+    _profile_switch(parser, "--escalate", "more time after TIMEOUT, more memory after OUT_OF_MEMORY", "escalate")
     parser.add_argument("--retry-given-up", action="store_true", help="also resubmit indices past max_attempts")
     parser.add_argument("--max-parallel", type=_positive_int, help="local executor: tasks at once (default: cores)")
     parser.add_argument(
@@ -171,12 +173,7 @@ def _add_usage_options(
 ) -> None:
     """What the cost and usage of a sweep add: `submit --yes/--right-size`, `status --by`, `usage`."""
     submit.add_argument("--yes", action="store_true", help="submit above the profile's confirm_above without asking")
-    submit.add_argument(
-        "--right-size",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="time and memory from earlier tasks' usage (default: the profile's 'right_size')",
-    )
+    _profile_switch(submit, "--right-size", "time and memory from earlier tasks' usage", "right_size")
     status.add_argument(
         "--by", action="extend", type=_keys, default=[], metavar="AXIS", help="states per value of a swept parameter"
     )

@@ -157,12 +157,13 @@ def present_results(
     if indices is not None:
         groups = (_group(index, plan.save_path(index), marker) for index in indices)
         return IndexSet.of(sorted(scanner.found(groups)))
-    if scanner.top and not os.path.isdir(os.path.join(root, scanner.top)):
+    base = plan.params_directory_base() if marker is None else None
+    one_run = base is not None and plan.runs == 1  # its first stats decide, and count toward one per index
+    if not one_run and scanner.top and not os.path.isdir(os.path.join(root, scanner.top)):
         return IndexSet()  # one stat answers for the whole sweep: nothing has been written yet
     # A byte per index while scanning (paths come permutation by permutation, not in index order),
     # released as soon as it is turned into ranges: 10 MB at ten million indices.
     flags = bytearray(plan.runs * plan.num_permutations)
-    base = plan.params_directory_base() if marker is None else None
     if base:
         _mark_by_permutation(plan, scanner, base, flags, progress)
     else:
