@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from orchestrator.slurm_formats import parse_ranges
 
@@ -141,3 +142,65 @@ def one_line(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     assert len(lines) == 1, f"expected exactly one line, got {len(lines)}: {text!r}"
     return lines[0]
+
+
+def run_on_a_pty(
+    argv: Sequence[str], answer: bytes, prompt: bytes = b"[y/N]", cwd: Path | None = None, timeout: float = 60
+) -> tuple[int, str]:
+    """Run `argv` with stdin, stdout and stderr on a pseudo-terminal, typing `answer` at `prompt`:
+    (exit code, everything it printed, with the terminal's CRLF as LF)."""
+    import pty
+    import select
+
+    controller, terminal = pty.openpty()
+    child = subprocess.Popen(list(argv), cwd=cwd, env=cli_env(), stdin=terminal, stdout=terminal, stderr=terminal)
+    os.close(terminal)
+    output, sent = b"", False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([controller], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+            if prompt in output and not sent:
+                os.write(controller, answer)
+                sent = True
+        elif child.poll() is not None:
+            break
+    code = child.wait(timeout=timeout)
+    os.close(controller)
+    return code, output.decode(errors="replace").replace("\r\n", "\n")
+
+
+def submission_record(ledger: Any, plan: Any, tasks: list[list[int]], job_id: str | None, **fields: Any) -> Any:
+    """A ledger record as `submit` writes it for one array (not written yet); `fields` override any field.
+
+    Defaults: a submitted Slurm array of today's file, its run directory and log directory by its tag.
+    """
+    from orchestrator.ledger import SubmissionRecord, SubmissionState
+
+    tag = fields.pop("tag", None) or ledger.new_tag(plan.path)
+    run_dir = ledger.run_dir(tag)
+    values: dict[str, Any] = {
+        "tag": tag,
+        "status": SubmissionState.SUBMITTED,
+        "executor": "slurm",
+        "experiment": plan.path,
+        "experiment_key": ledger.experiment_key(plan.path),
+        "experiment_hash": plan.file.content_hash,
+        "experiment_data": plan.file.data,
+        "keys": list(plan.keys),
+        "tasks": tasks,
+        "resources": {"time": "0:01:00", "mem-per-cpu": "1G"},
+        "script_path": str(run_dir.script),
+        "task_file": str(run_dir.task_file),
+        "log_dir": str(ledger.root / ".logs" / tag),
+        "script": "#!/bin/bash\n",
+        "job_id": job_id,
+    }
+    return SubmissionRecord(**{**values, **fields})

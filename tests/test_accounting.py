@@ -18,7 +18,7 @@ import pytest
 from fake_slurm import FakeSlurm
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import write_experiment
+from support import submission_record, write_experiment
 
 from orchestrator import cli, state
 from orchestrator.accounting import TASK_END_REASONS, record_rank, records_by_task, task_state_explains
@@ -26,7 +26,6 @@ from orchestrator.config import load_config
 from orchestrator.control import last_log
 from orchestrator.index_set import IndexSet
 from orchestrator.ledger import Ledger, SubmissionRecord
-from orchestrator.ledger import SubmissionState as Status
 from orchestrator.planner import ExperimentPlan, plan_experiment
 from orchestrator.result_store import finder
 from orchestrator.slurm_formats import AccountingRecord, parse_ranges, parse_sacct
@@ -53,24 +52,12 @@ def submitted(
     ledger: Ledger, plan: ExperimentPlan, job_id: str, tasks: list[list[int]], cancelled: Iterable[int] = ()
 ) -> SubmissionRecord:
     """The ledger record `submit` writes for one array (and `cancel` updates with the tasks it stopped)."""
-    key = ledger.experiment_key(plan.path)
-    tag = ledger.new_tag(key)
-    rec = SubmissionRecord(
-        tag=tag,
-        status=Status.SUBMITTED,
-        executor="slurm",
-        experiment=plan.path,
-        experiment_key=key,
-        experiment_hash=plan.file.content_hash,
-        experiment_data=plan.file.data,
-        keys=list(plan.keys),
-        tasks=tasks,
+    rec = submission_record(
+        ledger,
+        plan,
+        tasks,
+        job_id,
         resources={"time": "0:05:00", "mem-per-cpu": "100M"},
-        script_path=str(ledger.run_dir(tag).script),
-        task_file=str(ledger.run_dir(tag).task_file),
-        log_dir=str(ledger.root / ".logs" / tag),
-        script="#!/bin/bash\n",
-        job_id=job_id,
         created="2026-11-30T02:54:03.000+00:00",
         cancelled_tasks=list(cancelled),
     )

@@ -4,14 +4,11 @@ with and without a terminal (a real pseudo-terminal, not a mock)."""
 from __future__ import annotations
 
 import io
-import os
-import pty
-import select
 import subprocess
 import sys
-import time
 
 import pytest
+from support import run_on_a_pty
 
 from orchestrator.cost import (
     ArrayRequest,
@@ -174,30 +171,7 @@ PROBE = (
 
 
 def _run_on_a_pty(answer: bytes) -> str:
-    controller, terminal = pty.openpty()
-    child = subprocess.Popen([sys.executable, "-c", PROBE], stdin=terminal, stdout=terminal, stderr=terminal)
-    os.close(terminal)
-    output = b""
-    deadline = time.monotonic() + 30
-    sent = False
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([controller], [], [], 0.5)
-        if ready:
-            try:
-                chunk = os.read(controller, 1024)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-            if b"[y/N]" in output and not sent:
-                os.write(controller, answer)
-                sent = True
-        elif child.poll() is not None:
-            break
-    child.wait(timeout=30)
-    os.close(controller)
-    return output.decode(errors="replace")
+    return run_on_a_pty([sys.executable, "-c", PROBE], answer, timeout=30)[1]
 
 
 @pytest.mark.parametrize(("answer", "expected"), [(b"y\n", "answer True"), (b"n\n", "answer False")])

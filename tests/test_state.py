@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 from fake_slurm import FakeSlurm
-from support import cli_env, orchestrator, write_experiment
+from support import cli_env, orchestrator, submission_record, write_experiment
 
 from orchestrator import cli, completeness, state
 from orchestrator.completeness import ResultScanner, present_results
@@ -93,25 +93,17 @@ def record(
     resources: dict | None = None,
 ) -> SubmissionRecord:
     """Write a submission record (created in order: later calls are newer attempts)."""
-    key = ledger.experiment_key(plan.path)
-    tag = ledger.new_tag(key)
     tick = next(_clock)
-    rec = SubmissionRecord(
-        tag=tag,
+    rec = submission_record(
+        ledger,
+        plan,
+        tasks,
+        job_id,
         status=status,
         executor=executor,
-        experiment=plan.path,
-        experiment_key=key,
         experiment_hash=content_hash or plan.file.content_hash,
         experiment_data=data if data is not None else plan.file.data,
-        keys=list(plan.keys),
-        tasks=tasks,
         resources=resources or {"time": "0:01:00", "mem-per-cpu": "1G"},
-        script_path=str(ledger.run_dir(tag).script),
-        task_file=str(ledger.run_dir(tag).task_file),
-        log_dir=str(ledger.root / ".logs" / tag),
-        script="#!/bin/bash\n",
-        job_id=job_id,
         created=f"2024-01-01T{tick // 3600:02d}:{tick // 60 % 60:02d}:{tick % 60:02d}.000+00:00",
         cancelled_tasks=list(cancelled),
     )

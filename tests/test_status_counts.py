@@ -14,10 +14,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import cli_env, status_json, write_experiment
+from support import cli_env, status_json, submission_record, write_experiment
 
 from orchestrator.config import load_config
-from orchestrator.ledger import Ledger, SubmissionRecord, SubmissionState
+from orchestrator.ledger import Ledger
 from orchestrator.planner import plan_experiment
 from orchestrator.slurm_commands import SACCT_CHUNK
 
@@ -32,28 +32,19 @@ def write_ledger(root: Path) -> list[str]:
     plan = plan_experiment(EXPERIMENT, load_config(root), 1)
     assert plan.total == JOBS * TASKS
     ledger = Ledger(root)
-    key = ledger.experiment_key(plan.path)
     job_ids = []
     for job in range(JOBS):
         tag = f"orch-big-{job:04d}"
         job_id = str(FIRST_JOB + job)
         job_ids.append(job_id)
-        rec = SubmissionRecord(
+        rec = submission_record(
+            ledger,
+            plan,
+            [[job * TASKS + t] for t in range(TASKS)],
+            job_id,
             tag=tag,
-            status=SubmissionState.SUBMITTED,
-            executor="slurm",
-            experiment=plan.path,
-            experiment_key=key,
-            experiment_hash=plan.file.content_hash,
-            experiment_data=plan.file.data,
-            keys=list(plan.keys),
-            tasks=[[job * TASKS + t] for t in range(TASKS)],
             resources={"time": "0:10:00", "mem-per-cpu": "1G"},
-            script_path=str(ledger.run_dir(tag).script),
-            task_file=str(ledger.run_dir(tag).task_file),
             log_dir=str(root / ".logs" / "big" / tag),
-            script="#!/bin/bash\n",
-            job_id=job_id,
             created=f"2024-01-01T00:{job // 60:02d}:{job % 60:02d}.000+00:00",
         )
         # as Ledger.write lays them out, without its fsyncs (400 of them take seconds)

@@ -17,7 +17,7 @@ import pytest
 from fake_slurm import FakeSlurm
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import write_experiment
+from support import submission_record, write_experiment
 
 from orchestrator import cli
 from orchestrator.breakdown import Breakdown, by_parameter, resolve_axes, status_breakdown
@@ -27,7 +27,7 @@ from orchestrator.cost import CostSummary
 from orchestrator.errors import EnvironmentFailure, UserError
 from orchestrator.executors import SlurmExecutor
 from orchestrator.index_set import IndexSet
-from orchestrator.ledger import Ledger, SubmissionRecord, SubmissionState
+from orchestrator.ledger import Ledger, SubmissionRecord
 from orchestrator.planner import ExperimentPlan, plan_experiment
 from orchestrator.profile import ClusterProfile, load_profile
 from orchestrator.result_store import StoreAnswer
@@ -60,25 +60,15 @@ def record(
     resources: dict | None = None,
 ) -> SubmissionRecord:
     """A submission record as submit writes it (later calls are newer)."""
-    key = ledger.experiment_key(plan.path)
-    tag = ledger.new_tag(key)
     tick = next(_tick)
-    rec = SubmissionRecord(
-        tag=tag,
-        status=SubmissionState.SUBMITTED,
-        executor="slurm",
-        experiment=plan.path,
-        experiment_key=key,
+    rec = submission_record(
+        ledger,
+        plan,
+        tasks,
+        job_id,
         experiment_hash="old" if data is not None else plan.file.content_hash,
         experiment_data=data if data is not None else plan.file.data,
-        keys=list(plan.keys),
-        tasks=tasks,
         resources=resources or {"time": "0:07:00", "mem-per-cpu": "4000M"},
-        script_path=str(ledger.run_dir(tag).script),
-        task_file=str(ledger.run_dir(tag).task_file),
-        log_dir=str(ledger.root / ".logs" / tag),
-        script="#!/bin/bash\n",
-        job_id=job_id,
         runs=runs,
         created=f"2024-01-01T00:{tick // 60 % 60:02d}:{tick % 60:02d}.000+00:00",
     )
